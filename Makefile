@@ -1,0 +1,65 @@
+# Spike Workbench -- every target sets up what it needs.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PORT    ?= 5006
+ADDRESS ?= 127.0.0.1
+PYTEST_ARGS ?=
+
+.PHONY: run setup test test-fast test-ui bench bench-quick warm soak clean browser
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: set up and serve the workbench on the embedded default data (http://localhost:$(PORT))
+run: $(STAMP)
+	$(BIN)/spikewb serve --port $(PORT) --address $(ADDRESS)
+
+## browser: Debian's Chromium for the real-browser tests (installed with apt-get when root)
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the ui tests)"; \
+	  fi; \
+	fi
+
+## test: set up and run the whole test suite (unit, learning, real-browser)
+test: $(STAMP) browser
+	$(BIN)/spikewb warm
+	$(BIN)/python -m pytest -m "not bench" --timeout=900 $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)
+
+test-ui: $(STAMP) browser
+	$(BIN)/python -m pytest -m ui $(PYTEST_ARGS)
+
+## test-nojit: engine tests with numba off (readable tracebacks, kernel coverage)
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_neurons.py tests/test_encoding.py tests/rules/test_desire.py
+
+warm: $(STAMP)
+	$(BIN)/spikewb warm
+
+## bench: every benchmark, full size, results in bench-results/
+bench: $(STAMP) browser
+	$(BIN)/spikewb bench
+
+bench-quick: $(STAMP) browser
+	$(BIN)/spikewb bench --quick
+
+## soak: the long stability run (not part of `make test`)
+soak: $(STAMP) browser
+	$(BIN)/python -m pytest -m soak --run-soak $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache bench-results test-artifacts

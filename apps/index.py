@@ -1,0 +1,9 @@
+"""Spike Workbench: the list of apps, each with a picture and one line."""
+
+import panel as pn
+
+from workbench.index import page
+
+pn.extension()
+
+page().servable(title="Spike Workbench")

@@ -1,0 +1,14 @@
+"""Spike XOR: a two-layer network learns XOR on spike patterns with NormAD, live.
+
+Watch the output neuron's potential and its error marks until each pattern's output spike
+sits within 1 ms of its target.
+"""
+
+import panel as pn
+
+from workbench.spiketask_view import SpikeTaskDemo
+from workbench.teaching import teaching_page
+
+pn.extension()
+
+teaching_page(SpikeTaskDemo(task="xor")).servable(title="Spike XOR with NormAD")

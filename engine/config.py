@@ -1,0 +1,32 @@
+"""Engine-wide constants and JIT settings, kept in one place.
+
+Every numba kernel in :mod:`engine` is compiled with :data:`JIT`; no kernel
+hard-codes its own flags (the STUMPY habit).  ``cache=True`` keeps the compiled
+machine code in ``__pycache__`` (or ``$NUMBA_CACHE_DIR``) so a second start does
+not recompile; ``nogil=True`` lets a training thread run while the web server
+thread keeps serving.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: Keyword arguments for every ``numba.njit`` kernel of the engine.
+JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+
+#: Format version written into every checkpoint; bumped on incompatible change.
+CHECKPOINT_FORMAT = 1
+
+#: Largest IDX payload (bytes, after decompression) the loader will allocate.
+IDX_MAX_BYTES = 2 * 1024**3
+
+#: Largest number of synapses a network may have before ``build`` refuses it.
+MAX_SYNAPSES = 50_000_000
+
+
+def njit(func=None, **overrides):
+    """``numba.njit`` with the engine's :data:`JIT` flags (overridable)."""
+    flags = {**JIT, **overrides}
+    if func is None:
+        return lambda f: numba.njit(**flags)(f)
+    return numba.njit(**flags)(func)

@@ -1,0 +1,132 @@
+"""The learning-rule interface and the rule registry.
+
+Every rule is a :class:`LearningRule` subclass registered under a short name.
+The rule object holds hyperparameters only (declared once as ``param``
+parameters with paper default, bounds, unit in the label and a doc line);
+weights and state live in the :class:`~engine.network.Model` that
+:meth:`LearningRule.build` returns.  The shared surface:
+
+``build(arch, rng) -> Model``
+    Weights and state for an architecture.
+``train_step(model, x, y, record) -> Frame``
+    One forward pass, learning-signal computation and weight update.
+``predict(model, X) -> ndarray``
+    Batched class decisions (-1 where the rule's decision rule gives none).
+``signals``
+    Name of the per-neuron learning signal, for labelling views.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import param
+
+from ..errors import ConfigError
+from ..frame import Frame, Record
+from ..network import Architecture, Model
+
+_REGISTRY: dict[str, type["LearningRule"]] = {}
+
+
+class LearningRule(param.Parameterized):
+    """Base class of all learning rules: hyperparameters shared by every rule."""
+
+    #: Short registry key ("desire", ...).
+    key: ClassVar[str] = ""
+    #: Name of the per-neuron learning signal the views show.
+    signals: ClassVar[str] = "error"
+    #: One-line description for menus.
+    title: ClassVar[str] = ""
+    #: Parameters whose change needs a new network (else applied live).
+    structural: ClassVar[tuple[str, ...]] = ("dtype",)
+    #: Hidden layer sizes used when none are given (the paper's network).
+    default_hidden: ClassVar[tuple[int, ...]] = (1000, 100)
+    #: What the rule trains on: "image" (classification through the Trainer) or "spikes".
+    input_kind: ClassVar[str] = "image"
+
+    lr = param.Number(1e-3, bounds=(0.0, 10.0), softbounds=(0.0, 1e-2), step=1e-6,
+                      label="Learning rate", doc="Base learning rate eta_0 (dimensionless).")
+    lr_schedule = param.Selector(default="exponential", objects=["exponential", "constant"],
+                                 label="LR schedule",
+                                 doc="exponential: eta(e) = eta_0 exp(-decay e) per epoch e; "
+                                     "constant: eta_0 throughout.")
+    lr_decay = param.Number(0.0, bounds=(0.0, 10.0), softbounds=(0.0, 0.2), step=0.005,
+                            label="LR decay (1/epoch)",
+                            doc="Exponential learning-rate decay per epoch.")
+    dtype = param.Selector(default="float32", objects=["float32", "float64"], label="Precision",
+                           doc="Floating-point type of weights and potentials.")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+
+    # -- helpers shared by all rules -------------------------------------------------
+    def learning_rate(self, epoch: int) -> float:
+        """Learning rate for ``epoch`` (0-based) under the schedule."""
+        if self.lr_schedule == "constant":
+            return float(self.lr)
+        return float(self.lr * math.exp(-self.lr_decay * epoch))
+
+    @property
+    def float_type(self) -> type:
+        return np.float32 if self.dtype == "float32" else np.float64
+
+    def config(self) -> dict:
+        """Hyperparameters as a JSON-serialisable dict (for checkpoints and URLs)."""
+        return {k: v for k, v in self.param.values().items() if k != "name"}
+
+    # -- interface ------------------------------------------------------------------
+    def build(self, arch: Architecture, rng: np.random.Generator) -> Model:
+        raise NotImplementedError
+
+    def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
+        raise NotImplementedError
+
+    def predict(self, model: Model, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_model(self, model: Model) -> None:
+        """Refuse a model built by another rule or for other layer sizes."""
+        if model.rule != self.key:
+            raise ConfigError(f"model was built by rule {model.rule!r}, not {self.key!r}")
+
+
+def register(cls: type[LearningRule]) -> type[LearningRule]:
+    """Class decorator adding a rule to the registry under ``cls.key``."""
+    if not (isinstance(cls, type) and issubclass(cls, LearningRule)):
+        raise TypeError(f"{cls!r} is not a LearningRule subclass")
+    if not cls.key:
+        raise ValueError(f"{cls.__name__} has no short name")
+    if cls.key in _REGISTRY and _REGISTRY[cls.key] is not cls:
+        raise ValueError(f"a rule named {cls.key!r} is already registered ({_REGISTRY[cls.key].__name__})")
+    _REGISTRY[cls.key] = cls
+    return cls
+
+
+def rule_names() -> list[str]:
+    """Names of all registered rules."""
+    return sorted(_REGISTRY)
+
+
+def rule_class(name: str) -> type[LearningRule]:
+    """The rule class registered as ``name``; an unknown name lists the valid ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown learning rule {name!r}; available rules: "
+                          f"{', '.join(rule_names()) or 'none'}") from None
+
+
+def make_rule(name: str, **params) -> LearningRule:
+    """Instantiate rule ``name`` with hyperparameters (unknown ones are refused)."""
+    cls = rule_class(name)
+    unknown = sorted(set(params) - set(cls.param))
+    if unknown:
+        raise ConfigError(f"rule {name!r} has no parameter(s) {unknown}; its parameters are "
+                          f"{sorted(k for k in cls.param if k != 'name')}")
+    try:
+        return cls(**params)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,27 @@
+"""Shared fixtures: small real datasets and rule factories."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".numba_cache"))
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from engine.datasets import load_dataset
+    return load_dataset("mnist-5k")
+
+
+@pytest.fixture(scope="session")
+def tiny(mnist5k):
+    """200 train / 100 test real digits: enough for shape and determinism checks."""
+    return mnist5k.subset(200, 100)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,71 @@
+"""Training slots, network-size / T / memory checks, environment configuration."""
+
+import threading
+
+import pytest
+
+from engine.errors import ConfigError
+from workbench.limits import Limits, SlotPool, check_network, estimate_bytes
+
+
+def test_slot_pool_queue_order_and_grants():
+    pool = SlotPool(2)
+    granted = []
+    assert pool.request("a") and pool.request("b")
+    assert not pool.request("c", lambda: granted.append("c"))
+    assert not pool.request("d", lambda: granted.append("d"))
+    assert pool.position("c") == 1 and pool.position("d") == 2 and pool.counts() == (2, 2)
+    assert not pool.request("c")                            # asking again keeps the place
+    pool.release("a")
+    assert granted == ["c"] and pool.holds("c") and pool.position("d") == 1
+    pool.release("d")                                       # leaving the queue
+    pool.release("b")
+    assert granted == ["c"] and pool.counts() == (1, 0)
+    assert pool.request("e")                                # free slot, empty queue
+
+
+def test_slot_pool_many_threads_never_exceed_size():
+    pool = SlotPool(3)
+    inside, peak, lock = [0], [0], threading.Lock()
+    done = threading.Barrier(21)
+
+    def worker(k):
+        ev = threading.Event()
+        if not pool.request(k, ev.set):
+            assert ev.wait(10)
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        with lock:
+            inside[0] -= 1
+        pool.release(k)
+        done.wait(10)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    done.wait(10)
+    assert peak[0] <= 3 and pool.counts() == (0, 0)
+
+
+def test_network_checks():
+    lim = Limits(max_synapses=1_000_000, max_steps=100, memory_mb=50)
+    check_network((784, 1000, 10), 20, lim)
+    with pytest.raises(ConfigError, match="synapses"):
+        check_network((784, 2000, 10), 20, lim)
+    with pytest.raises(ConfigError, match="T = 500"):
+        check_network((784, 100, 10), 500, lim)
+    with pytest.raises(ConfigError, match="MB"):
+        check_network((784, 1000, 10), 20, Limits(memory_mb=3))
+    assert estimate_bytes((10, 10), 0, itemsize=4, state_copies=0) == 100 * 4 + 20 * 5
+
+
+def test_limits_from_env():
+    lim = Limits.from_env({"SPIKEWB_MAX_TRAINING": "3", "SPIKEWB_MEMORY_MB": "256"})
+    assert (lim.max_training, lim.memory_mb) == (3, 256.0)
+    again = Limits.from_env(lim.to_env())
+    assert all(getattr(again, k) == getattr(lim, k) for k in Limits.ENV)
+    with pytest.raises(ConfigError, match="SPIKEWB_MAX_STEPS"):
+        Limits.from_env({"SPIKEWB_MAX_STEPS": "many"})
+    with pytest.raises(ConfigError, match="max_training"):
+        Limits.from_env({"SPIKEWB_MAX_TRAINING": "0"})

@@ -1,0 +1,456 @@
+"""The ``spikewb`` command line: serve the apps, train and evaluate headless, benchmark.
+
+Usage errors (bad file, out-of-range value, unknown rule or dataset) print one
+``error:`` line and exit with status 2; numerical failures (NaN weights) exit 3.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Spike Workbench: train spiking networks with spike-based learning rules and watch them live.")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        low = text.lower()
+        if low in ("true", "yes", "on"):
+            return True
+        if low in ("false", "no", "off"):
+            return False
+        return text
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            _fail(f"--param expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+class _Guard:
+    """Turn the engine's own errors into one-line messages and exit codes."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        from engine.errors import NumericalError, SpikeWorkbenchError
+        if exc is None:
+            return False
+        if isinstance(exc, NumericalError):
+            _fail(str(exc), 3)
+        if isinstance(exc, SpikeWorkbenchError):
+            _fail(str(exc), 2)
+        return False
+
+
+@app.command()
+def serve(port: int = typer.Option(5006, help="Port to listen on."),
+          address: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 for all interfaces)."),
+          show: bool = typer.Option(False, help="Open a browser tab."),
+          allow_websocket_origin: Optional[List[str]] = typer.Option(
+              None, help="Extra allowed websocket origins (host[:port]) when behind a proxy."),
+          num_procs: int = typer.Option(1, help="Number of server processes."),
+          warm: bool = typer.Option(True, help="Compile the numba kernels before serving.")):
+    """Serve the workbench apps in the browser (embedded default data, no download)."""
+    if warm:
+        _warm_kernels(quiet=True)
+    try:
+        from workbench.server import serve as _serve
+    except ImportError as exc:  # pragma: no cover - only before the UI lands
+        _fail(f"the web workbench is not available: {exc}")
+    _serve(port=port, address=address, show=show, allow_websocket_origin=allow_websocket_origin or None,
+           num_procs=num_procs)
+
+
+@app.command()
+def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb rules`)."),
+          dataset: str = typer.Option("mnist-5k", help="Dataset name (mnist-5k, fashion-5k, mnist, "
+                                                       "fashion-mnist) or a directory of IDX files."),
+          epochs: int = typer.Option(5, min=1, help="Train until this many epochs are complete."),
+          hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, e.g. 1000,100 "
+                                                          "(default: the preset's, else the rule's paper net)."),
+          preset: Optional[str] = typer.Option(None, help="Paper configuration of the rule "
+                                                          "(desire: mnist or fashion-mnist)."),
+          seed: int = typer.Option(0, help="Seed for weights, dropout and shuffling."),
+          param: Optional[List[str]] = typer.Option(None, "--param", "-p",
+                                                    help="Rule hyperparameter KEY=VALUE (repeatable)."),
+          out: Path = typer.Option(Path("runs/latest"), help="Run directory (checkpoint, metrics)."),
+          resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.npz."),
+          eval_limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test samples only."),
+          train_limit: Optional[int] = typer.Option(None, help="Train on the first N training samples only."),
+          progress: bool = typer.Option(True, help="Show a progress bar.")):
+    """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
+    from tqdm import tqdm
+
+    from engine.datasets import load_dataset
+    from engine.network import Architecture
+    from engine.rules import make_rule, rule_class
+    from engine.trainer import Trainer
+
+    with _Guard():
+        params = _parse_params(param)
+        cls = rule_class(rule)
+        presets = getattr(sys.modules[cls.__module__], "PRESETS", {})
+        hidden_sizes = list(cls.default_hidden)
+        if preset is not None:
+            if preset not in presets:
+                _fail(f"rule {rule!r} has no preset {preset!r}; presets: {sorted(presets) or 'none'}")
+            cfg = dict(presets[preset])
+            hidden_sizes = cfg.pop("hidden", hidden_sizes)
+            cfg.pop("epochs", None)
+            params = {**cfg, **params}
+        if hidden is not None:
+            hidden_sizes = Architecture.parse_hidden(hidden)
+        data = load_dataset(dataset)
+        if train_limit:
+            data = data.subset(n_train=train_limit)
+        ckpt = out / "checkpoint.npz"
+        if resume and ckpt.exists():
+            trainer = Trainer.from_checkpoint(ckpt, data=data, **params)
+            typer.echo(f"resuming {ckpt} at epoch {trainer.epoch}, sample {trainer.position}")
+        else:
+            if resume:
+                typer.echo(f"no checkpoint at {ckpt}; starting fresh")
+            rule_obj = make_rule(rule, **params)
+            arch = Architecture(n_inputs=data.n_features, hidden=hidden_sizes, n_outputs=data.n_classes)
+            trainer = Trainer(rule_obj, data, arch, seed=seed)
+        trainer.eval_limit = eval_limit
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(
+            {k: v for k, v in trainer.meta().items() if k not in ("rng", "order_rng", "history", "running")},
+            indent=2))
+        typer.echo(f"{rule} on {data!r}, network {trainer.arch.describe()}, seed {trainer.seed}")
+        bar = tqdm(total=epochs * trainer.n_train, initial=trainer.epoch * trainer.n_train + trainer.position,
+                   unit="sample", disable=not progress, dynamic_ncols=True, mininterval=0.5)
+        last = [time.perf_counter()]
+
+        def on_frame(frame):
+            bar.update(1)
+            now = time.perf_counter()
+            if now - last[0] > 0.5:
+                last[0] = now
+                bar.set_postfix(epoch=frame.epoch, acc=f"{frame.accuracy:.3f}",
+                                test=f"{frame.test_accuracy:.3f}", refresh=False)
+
+        def on_epoch(result):
+            _write_metrics(out, trainer.history)
+            msg = (f"epoch {result.epoch}: train {result.train_accuracy:.4f}  test {result.test_accuracy:.4f}  "
+                   f"loss {result.loss:.4f}  lr {result.lr:.3g}  {result.seconds:.1f} s")
+            bar.write(msg)
+            for w in trainer.warnings:
+                bar.write(f"warning: {w}")
+            trainer.warnings.clear()
+
+        try:
+            trainer.fit(epochs, callback=on_frame, checkpoint_dir=out, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            bar.close()
+            trainer.save(ckpt)
+            typer.echo(f"interrupted; progress saved to {ckpt} (continue with --resume)")
+            raise typer.Exit(130)
+        bar.close()
+        best = max((h.test_accuracy for h in trainer.history), default=float("nan"))
+        typer.echo(f"done: final test accuracy {trainer.last_test_accuracy:.4f}, best {best:.4f}; "
+                   f"checkpoint {ckpt}, metrics {out / 'metrics.csv'}")
+
+
+def _write_metrics(out: Path, history) -> None:
+    rows = [h.as_dict() for h in history]
+    tmp = out / "metrics.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out / "metrics.csv")
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, out / "metrics.json")
+
+
+@app.command("eval")
+def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz written by `spikewb train`."),
+             dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one trained on)."),
+             split: str = typer.Option("test", help="test or train."),
+             limit: Optional[int] = typer.Option(None, help="Only the first N samples.")):
+    """Evaluate a checkpoint's accuracy on a dataset."""
+    from engine.datasets import load_dataset
+    from engine.trainer import Trainer
+
+    with _Guard():
+        if split not in ("test", "train"):
+            _fail(f"--split must be test or train, got {split!r}")
+        data = load_dataset(dataset) if dataset else None
+        trainer = Trainer.from_checkpoint(checkpoint, data=data)
+        t0 = time.perf_counter()
+        acc = trainer.evaluate(split, limit=limit)
+        n = limit or len(trainer.data.y_test if split == "test" else trainer.data.y_train)
+        typer.echo(f"{trainer.rule.key} {trainer.arch.describe()} epoch {trainer.epoch} on "
+                   f"{trainer.data.name} {split} ({n} samples): accuracy {acc:.4f} "
+                   f"({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def rules():
+    """List the learning rules and their parameters."""
+    from engine.rules import rule_class, rule_names
+    for name in rule_names():
+        cls = rule_class(name)
+        typer.echo(f"{name:12s} {cls.title}  (signal: {cls.signals})")
+        for pname, p in cls.param.objects("existing").items():
+            if pname == "name":
+                continue
+            typer.echo(f"    {pname:14s} default {p.default!r:12}  {p.doc or ''}")
+
+
+@app.command()
+def datasets(download: Optional[str] = typer.Option(None, help="Download an official set (mnist, fashion-mnist) into the cache.")):
+    """List the datasets, or download one into the cache."""
+    from engine import datasets as ds
+    with _Guard():
+        if download:
+            path = ds.download(download)
+            typer.echo(f"{download} is in {path}")
+            return
+        for name in ds.EMBEDDED:
+            typer.echo(f"{name:14s} embedded ({ds.EMBEDDED[name]})")
+        for name in ds.OFFICIAL:
+            where = ds.cache_dir() / name
+            typer.echo(f"{name:14s} official; cache {where} ({'present' if where.is_dir() else 'not downloaded'})")
+
+
+def _warm_kernels(quiet: bool = False) -> float:
+    """Compile (or load from the numba cache) the kernels of every rule on a tiny net."""
+    import numpy as np
+
+    from engine.datasets import load_dataset
+    from engine.network import Architecture
+    from engine.rules import make_rule, rule_names
+    from engine.trainer import Trainer
+
+    t0 = time.perf_counter()
+    data = load_dataset("mnist-5k").subset(8, 4)
+    for name in rule_names():
+        try:
+            tr = Trainer(make_rule(name), data, Architecture(hidden=[8]), seed=0)
+            tr.step()
+            tr.rule.predict(tr.model, data.x_test[:1].astype(np.float32) / 255.0)
+        except Exception as exc:  # a rule that cannot run on images is warmed by its own app
+            logging.getLogger(__name__).debug("warm-up of %s skipped: %s", name, exc)
+        from engine.rules import rule_class
+        extra = getattr(sys.modules.get(rule_class(name).__module__), "warm_kernels", None)
+        if callable(extra):                       # task-mode kernels (NormAD's XOR / mapping)
+            extra()
+    dt = time.perf_counter() - t0
+    if not quiet:
+        typer.echo(f"kernels ready in {dt:.1f} s")
+    return dt
+
+
+@app.command()
+def warm():
+    """Compile the numba kernels into the on-disk cache (first start is then fast)."""
+    _warm_kernels()
+
+
+@app.command()
+def bench(names: Optional[List[str]] = typer.Argument(None, help="Benchmarks to run (default: all), "
+                                                                  "e.g. desire ui stidi."),
+          quick: bool = typer.Option(False, help="Small sizes, a few seconds each (CI smoke mode)."),
+          out: Path = typer.Option(Path("bench-results"), help="Where to write results.csv / results.md.")):
+    """Run benchmarks from tests/bench side by side with their references; write CSV + Markdown."""
+    from workbench.benchrun import discover, run_benchmarks
+    available = discover()
+    if not available:
+        _fail(f"no benchmarks found (expected {REPO_ROOT / 'tests' / 'bench'}; run from a source checkout)")
+    chosen = names or sorted(available)
+    unknown = [n for n in chosen if n not in available]
+    if unknown:
+        _fail(f"unknown benchmark(s) {unknown}; available: {sorted(available)}")
+    with _Guard():
+        table = run_benchmarks(chosen, quick=quick, out=out, echo=typer.echo)
+    typer.echo(table)
+
+
+@app.command()
+def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML): grid: {key: [values]} "
+                                                              "plus fixed keys (rule, dataset, epochs, ...)."),
+          grid: Optional[str] = typer.Option(None, help='Grid, e.g. "lr=1e-5,3e-5 hidden=400,1000/100".'),
+          rule: str = typer.Option("desire", help="Learning rule for every run."),
+          dataset: str = typer.Option("mnist-5k", help="Dataset for every run."),
+          epochs: int = typer.Option(3, min=1, help="Epochs per run."),
+          seed: int = typer.Option(0, help="Seed for every run (put seed in the grid to vary it)."),
+          hidden: str = typer.Option("100", help="Hidden sizes when not in the grid, e.g. 400 or 1000,100."),
+          train_limit: Optional[int] = typer.Option(None, help="Train on the first N samples only."),
+          eval_limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test samples only."),
+          out: Path = typer.Option(Path("runs/sweep"), help="Sweep directory (one run directory per combination)."),
+          scheduler: Optional[str] = typer.Option(None, help="Address of a running Dask scheduler "
+                                                             "(default: a LocalCluster on this machine)."),
+          workers: Optional[int] = typer.Option(None, help="LocalCluster worker processes (default: cores)."),
+          report: Optional[Path] = typer.Option(None, help="Only write an HTML report for this sweep directory."),
+          progress: bool = typer.Option(True, help="Show progress bars.")):
+    """Run a hyperparameter grid as independent Dask tasks; resumable; --report writes HTML."""
+    from engine.network import Architecture
+    from engine.sweep import expand, load_config_file, parse_grid, run_sweep
+    from workbench.sweep_report import write_report
+
+    with _Guard():
+        if report is not None:
+            if not report.is_dir():
+                _fail(f"no sweep directory at {report}")
+            typer.echo(f"report written to {write_report(report)}")
+            return
+        base = {"rule": rule, "dataset": dataset, "epochs": epochs, "seed": seed,
+                "hidden": Architecture.parse_hidden(hidden)}
+        if train_limit:
+            base["train_limit"] = train_limit
+        if eval_limit:
+            base["eval_limit"] = eval_limit
+        if config is not None:
+            g, fixed = load_config_file(config)
+            base.update(fixed)
+        elif grid:
+            g = parse_grid(grid)
+        else:
+            _fail("give a sweep file or --grid")
+        from engine.rules import rule_class
+        combos = expand(g, base)
+        for c in combos:                              # validate before any task starts
+            cls = rule_class(c.get("rule", "desire"))
+            from engine.sweep import SPECIAL_KEYS
+            bad = [k for k in c if k not in SPECIAL_KEYS and k not in cls.param]
+            if bad:
+                _fail(f"rule {cls.key!r} has no parameter(s) {bad}")
+        typer.echo(f"{len(combos)} run(s) into {out}" + (f" on {scheduler}" if scheduler else ""))
+        results = run_sweep(combos, out, scheduler=scheduler, n_workers=workers, progress=progress,
+                            echo=typer.echo)
+        failed = [r for r in results if r.get("status") == "failed"]
+        path = write_report(out)
+        typer.echo(f"{len(results) - len(failed)} done, {len(failed)} failed; report {path}")
+        if failed:
+            raise typer.Exit(1)
+
+
+EXPERIMENTS = {
+    "tau-sweep": ("multispike", "tau_s", "Multi-spike timing BP: test accuracy and spike count against tau_s "
+                                        "(tau_m = 2 tau_s), next to the single-spike-restricted network"),
+    "t-sweep": ("ssnn", "T", "SSNN-BP: test accuracy against the spike-train length T"),
+}
+
+
+@app.command()
+def experiment(name: str = typer.Argument(..., help=f"One of: {', '.join(EXPERIMENTS)}."),
+               dataset: str = typer.Option("fashion-5k", help="Dataset name or IDX directory."),
+               values: Optional[str] = typer.Option(None, help="Comma-separated values of the swept quantity "
+                                                                "(tau_s in ms, or T in steps)."),
+               epochs: int = typer.Option(1, min=1, help="Epochs per setting."),
+               hidden: str = typer.Option("", help="Hidden sizes (default: the experiment's)."),
+               train_limit: Optional[int] = typer.Option(None, help="Train on the first N samples only."),
+               eval_limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test samples only."),
+               seed: int = typer.Option(0, help="Seed (the same for every setting)."),
+               out: Path = typer.Option(Path("runs/experiments"), help="Where to write NAME.csv/.json/.html.")):
+    """Built-in studies: tau-sweep (multi-spike BP) and t-sweep (SSNN-BP)."""
+    from engine.network import Architecture
+
+    if name not in EXPERIMENTS:
+        _fail(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    rule, key, title = EXPERIMENTS[name]
+    with _Guard():
+        kw = dict(dataset=dataset, epochs=epochs, n_train=train_limit, n_test=eval_limit, seed=seed,
+                  callback=lambda row: typer.echo("  " + "  ".join(f"{k}={_short(v)}" for k, v in row.items())))
+        if hidden:
+            kw["hidden"] = tuple(Architecture.parse_hidden(hidden))
+        try:
+            parsed = [float(v) for v in values.split(",")] if values else None
+        except ValueError:
+            _fail(f"--values must be comma-separated numbers, got {values!r}")
+        typer.echo(title)
+        if name == "tau-sweep":
+            from engine.rules.multispike import tau_sweep
+            rows = tau_sweep(**kw, **({"tau_s_values": parsed} if parsed else {}))
+        else:
+            from engine.experiments import t_sweep
+            rows = t_sweep(**kw, **({"t_values": [int(v) for v in parsed]} if parsed else {}))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
+        with open(out / f"{name}.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        html = _experiment_plot(name, rows, key if key in rows[0] else next(iter(rows[0])), title)
+        typer.echo(f"results: {out / (name + '.csv')}, plot: {html.write(out / (name + '.html'))}")
+
+
+def _short(v):
+    return f"{v:.4g}" if isinstance(v, float) else v
+
+
+class _Html:
+    def __init__(self, layout, title):
+        self.layout, self.title = layout, title
+
+    def write(self, path: Path) -> Path:
+        from bokeh.embed import file_html
+        from bokeh.resources import INLINE
+        path.write_text(file_html(self.layout, INLINE, title=self.title))
+        return path
+
+
+def _experiment_plot(name: str, rows: list[dict], key: str, title: str) -> _Html:
+    """Final-epoch test accuracy (and spike counts where present) against the swept value."""
+    from bokeh.layouts import row as brow
+    from bokeh.plotting import figure
+
+    last = max(r["epoch"] for r in rows)
+    final = [r for r in rows if r["epoch"] == last]
+    modes = sorted({r.get("mode", "") for r in final})
+    colors = ("#1f77b4", "#d62728", "#2ca02c")
+    acc = figure(title=title[:80], x_axis_label=key, y_axis_label="test accuracy (%)", width=520, height=360)
+    figs = [acc]
+    spikes = None
+    if any("hidden_spikes" in r for r in final):
+        spikes = figure(title="mean spikes per hidden neuron", x_axis_label=key, y_axis_label="spikes",
+                        width=420, height=360)
+        figs.append(spikes)
+    for c, mode in zip(colors, modes):
+        sel = sorted((r for r in final if r.get("mode", "") == mode), key=lambda r: r[key])
+        xs = [r[key] for r in sel]
+        label = mode or "test accuracy"
+        acc.line(xs, [100 * r["test_accuracy"] for r in sel], color=c, line_width=2, legend_label=label)
+        acc.scatter(xs, [100 * r["test_accuracy"] for r in sel], color=c, size=7)
+        if spikes is not None:
+            spikes.line(xs, [r["hidden_spikes"] for r in sel], color=c, line_width=2, legend_label=label)
+    return _Html(brow(*figs), title)
+
+
+def main():  # console-script entry point
+    logging.basicConfig(level=os.environ.get("SPIKEWB_LOGLEVEL", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

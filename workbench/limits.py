@@ -1,0 +1,178 @@
+"""Resource limits for a served workbench: training slots, network size, memory, idle time.
+
+One process serves many browser sessions.  :class:`SlotPool` bounds how many of
+them train at the same time (default: one per core); the others wait in
+first-come order, see their place in the queue, and start when a slot frees.
+:class:`Limits` holds the configurable bounds (set by ``spikewb serve`` flags
+or environment variables) and :func:`check_network` refuses a network that
+is too large, too long or over the per-session memory budget *before* any
+array is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Hashable
+
+import param
+
+from engine.errors import ConfigError
+
+
+class Limits(param.Parameterized):
+    """Per-server limits; ``Limits.from_env()`` reads ``SPIKEWB_*`` variables."""
+
+    max_training = param.Integer(os.cpu_count() or 1, bounds=(1, 1024), label="Concurrent training sessions",
+                                 doc="Sessions that may train at once; further ones wait for a free slot.")
+    max_synapses = param.Integer(4_000_000, bounds=(1, 10**9), label="Largest network (synapses)",
+                                 doc="A network with more synapses is refused before it is built.")
+    max_steps = param.Integer(1000, bounds=(1, 10**6), label="Longest sample (time steps)",
+                              doc="Largest T (time steps per sample) a session may set.")
+    memory_mb = param.Number(1024.0, bounds=(1.0, 10**6), label="Memory per session (MB)",
+                             doc="Estimated memory of a session's network must stay below this.")
+    idle_timeout_s = param.Number(900.0, bounds=(1.0, 10**7), label="Idle pause (s)",
+                                  doc="A training session with no page activity for this long is paused.")
+
+    ENV = {"max_training": "SPIKEWB_MAX_TRAINING", "max_synapses": "SPIKEWB_MAX_SYNAPSES",
+           "max_steps": "SPIKEWB_MAX_STEPS", "memory_mb": "SPIKEWB_MEMORY_MB",
+           "idle_timeout_s": "SPIKEWB_IDLE_TIMEOUT"}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Limits":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, var in cls.ENV.items():
+            if var in env:
+                p = cls.param[name]
+                try:
+                    values[name] = int(env[var]) if isinstance(p, param.Integer) else float(env[var])
+                except ValueError:
+                    raise ConfigError(f"{var}={env[var]!r} is not a number") from None
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def to_env(self) -> dict[str, str]:
+        return {var: str(getattr(self, name)) for name, var in self.ENV.items()}
+
+
+def estimate_bytes(sizes: tuple[int, ...] | list[int], n_steps: int, itemsize: int = 4,
+                   state_copies: int = 1) -> int:
+    """Rough memory of a network: weights (plus optimiser copies) and per-sample buffers.
+
+    >>> estimate_bytes((784, 1000, 10), 20) // 1000   # 794,000 weights x 4 B x 2 + buffers (kB)
+    6683
+    """
+    synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    buffers = (n_steps + 1) * sum(sizes) * (1 + itemsize) + n_steps * sum(sizes[:-1]) * itemsize
+    return int(synapses * itemsize * (1 + state_copies) + buffers)
+
+
+def check_network(sizes, n_steps: int, limits: Limits, itemsize: int = 4, state_copies: int = 1) -> None:
+    """Raise :class:`ConfigError` (with the limit and how to change it) if a network is too big."""
+    synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    net = "-".join(map(str, sizes))
+    if synapses > limits.max_synapses:
+        raise ConfigError(f"network {net} has {synapses:,} synapses; this server allows at most "
+                          f"{limits.max_synapses:,} per session (make the hidden layers smaller)")
+    if n_steps > limits.max_steps:
+        raise ConfigError(f"T = {n_steps} time steps is above this server's limit of {limits.max_steps}")
+    mb = estimate_bytes(sizes, n_steps, itemsize, state_copies) / 1e6
+    if mb > limits.memory_mb:
+        raise ConfigError(f"network {net} needs about {mb:.0f} MB; this server allows "
+                          f"{limits.memory_mb:.0f} MB per session")
+
+
+class SlotPool:
+    """At most ``n`` holders at a time; the others queue in arrival order.
+
+    ``request(owner, on_grant)`` returns True when the owner holds a slot now,
+    otherwise queues it and calls ``on_grant()`` (from the releasing thread)
+    once a slot frees.  ``release(owner)`` gives a slot (or a queue place)
+    back.  Thread-safe; owners are any hashable keys.
+    """
+
+    def __init__(self, n: int):
+        if n < 1:
+            raise ConfigError(f"slot count must be >= 1, got {n}")
+        self._n = int(n)
+        self._lock = threading.Lock()
+        self._holders: set[Hashable] = set()
+        self._queue: list[tuple[Hashable, Callable[[], None]]] = []
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    def resize(self, n: int) -> None:
+        with self._lock:
+            self._n = max(1, int(n))
+        self._grant()
+
+    def request(self, owner: Hashable, on_grant: Callable[[], None] | None = None) -> bool:
+        with self._lock:
+            if owner in self._holders:
+                return True
+            if len(self._holders) < self._n and not self._queue:
+                self._holders.add(owner)
+                return True
+            if all(o != owner for o, _ in self._queue):
+                self._queue.append((owner, on_grant or (lambda: None)))
+            return False
+
+    def release(self, owner: Hashable) -> None:
+        with self._lock:
+            self._holders.discard(owner)
+            self._queue = [(o, cb) for o, cb in self._queue if o != owner]
+        self._grant()
+
+    def _grant(self) -> None:
+        granted = []
+        with self._lock:
+            while self._queue and len(self._holders) < self._n:
+                owner, cb = self._queue.pop(0)
+                self._holders.add(owner)
+                granted.append(cb)
+        for cb in granted:
+            try:
+                cb()
+            except Exception:                      # a broken waiter must not block the others
+                import logging
+                logging.getLogger(__name__).exception("slot grant callback failed")
+
+    def holds(self, owner: Hashable) -> bool:
+        with self._lock:
+            return owner in self._holders
+
+    def position(self, owner: Hashable) -> int | None:
+        """1-based place in the waiting queue, or None if not waiting."""
+        with self._lock:
+            for k, (o, _) in enumerate(self._queue, start=1):
+                if o == owner:
+                    return k
+        return None
+
+    def counts(self) -> tuple[int, int]:
+        """(training, waiting)."""
+        with self._lock:
+            return len(self._holders), len(self._queue)
+
+
+_POOL: SlotPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def server_limits() -> Limits:
+    """The limits of this server process (from the environment set by ``spikewb serve``)."""
+    return Limits.from_env()
+
+
+def training_pool() -> SlotPool:
+    """The process-wide pool of training slots."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = SlotPool(server_limits().max_training)
+        return _POOL

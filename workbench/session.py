@@ -1,0 +1,901 @@
+"""One live training session: a Trainer in a worker thread with a one-slot mailbox.
+
+A :class:`TrainingSession` is what one browser page drives.  It owns a
+:class:`~engine.trainer.Trainer` and runs it in a daemon worker thread (the
+numba kernels release the GIL, so the web server keeps serving).  The worker
+trains sample after sample and, at most every ``publish_interval`` seconds,
+trains one sample with a full :class:`~engine.frame.Record` (spikes and the
+traced neurons' potentials) and puts the result into a one-slot mailbox as a
+:class:`Snapshot`.  Every other sample is trained with the cheap default
+record, so the page costs the training loop almost nothing.
+
+The page pulls the newest snapshot with :meth:`TrainingSession.take` from
+its own periodic callback; the worker never touches Panel or Bokeh objects.
+Frames that were published but never taken are the difference between the
+``frames_produced`` and ``frames_shown`` counters.
+
+Control is by commands queued to the worker and executed **between
+samples**, in order: :meth:`~TrainingSession.apply` (hyperparameters applied
+atomically with one ``rule.param.update`` call, or a rebuild for structural
+changes), :meth:`~TrainingSession.reset`, :meth:`~TrainingSession.step`,
+:meth:`~TrainingSession.load_checkpoint`, :meth:`~TrainingSession.call`.
+Each returns a :class:`concurrent.futures.Future`.  Values are validated in
+the caller's thread first, so an out-of-range value raises at once and
+nothing is queued.
+
+This module does not import Panel; it is tested without a browser.
+
+Examples
+--------
+>>> s = TrainingSession(hidden=[20], eval_limit=50)
+>>> frame = s.step().result(timeout=30)
+>>> frame.step, s.samples
+(0, 1)
+>>> s.close()
+True
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import tempfile
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import param
+
+from engine.checkpoint import load_checkpoint
+from engine.datasets import Dataset, available, images_and_labels, load_dataset, read_idx
+from engine.errors import CheckpointError, ConfigError, DataError
+from engine.frame import Frame, Record
+from engine.network import Architecture
+from engine.rules import LearningRule, make_rule, rule_class, rule_names
+from engine.trainer import EpochResult, Trainer
+
+log = logging.getLogger(__name__)
+
+#: Datasets shipped with the package (no download).
+EMBEDDED_DATASETS = ("mnist-5k", "fashion-5k")
+#: Session-level settings whose change needs a new network.
+STRUCTURAL = ("rule", "hidden", "dataset", "seed")
+#: At most this many neurons are traced (membrane potential recorded).
+MAX_TRACED = 4
+#: Number of first-layer receptive fields copied for the weights view.
+N_FIELDS = 25
+
+_DATASETS: dict[str, Dataset] = {}
+_DATASETS_LOCK = threading.Lock()
+
+
+def shared_dataset(name: str) -> Dataset:
+    """Load a named dataset once per process (arrays are shared read-only)."""
+    with _DATASETS_LOCK:
+        ds = _DATASETS.get(name)
+        if ds is None:
+            ds = load_dataset(name, allow_download=False)
+            for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+                a.setflags(write=False)
+            _DATASETS[name] = ds
+        return ds
+
+
+def dataset_from_idx(files: dict[str, bytes], test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Build a dataset from uploaded IDX files (plain or gzip).
+
+    ``files`` maps file names to contents.  Either one images file (3-D IDX,
+    ``uint8``) and one labels file (1-D IDX) are given and split
+    ``test_fraction`` at random, or four files whose names contain
+    ``train``/``t10k`` (or ``test``) give the split.
+
+    Raises
+    ------
+    DataError
+        A file is not IDX, is corrupt or truncated, or the pair does not match
+        (number of samples, image type, labels outside 0..255).
+    """
+    if not files:
+        raise DataError("no file uploaded")
+    arrays = {}
+    for name, data in files.items():
+        try:
+            arrays[name] = read_idx(bytes(data))
+        except DataError as exc:
+            raise DataError(f"{name}: {str(exc).replace('<uploaded data>: ', '')}") from None
+    images = {n: a for n, a in arrays.items() if a.ndim >= 2}
+    labels = {n: a for n, a in arrays.items() if a.ndim == 1}
+    if not images or not labels:
+        got = ", ".join(f"{n} (shape {a.shape})" for n, a in arrays.items())
+        raise DataError(f"need an images file (3-D IDX) and a labels file (1-D IDX); got {got}")
+
+    def pick(group: dict[str, np.ndarray], *keys: str):
+        for n, a in group.items():
+            if any(k in n.lower() for k in keys):
+                return n, a
+        return None
+
+    tr_x, tr_y = pick(images, "train"), pick(labels, "train")
+    te_x, te_y = pick(images, "t10k", "test"), pick(labels, "t10k", "test")
+    if len(images) == 2 and len(labels) == 2 and tr_x and tr_y and te_x and te_y:
+        x_train, y_train = images_and_labels(tr_x[1], tr_y[1], tr_x[0])
+        x_test, y_test = images_and_labels(te_x[1], te_y[1], te_x[0])
+        image_shape = tuple(tr_x[1].shape[1:])
+        name = tr_x[0]
+    elif len(images) == 1 and len(labels) == 1:
+        (n_x, x), (n_y, y) = next(iter(images.items())), next(iter(labels.items()))
+        x, y = images_and_labels(x, y, n_x)
+        n = len(y)
+        n_test = int(round(n * test_fraction))
+        if n < 2 or not 0 < n_test < n:
+            raise DataError(f"{n_x}: {n} samples are too few to split into train and test sets")
+        order = np.random.default_rng(seed).permutation(n)
+        x_test, y_test, x_train, y_train = x[order[:n_test]], y[order[:n_test]], x[order[n_test:]], y[order[n_test:]]
+        image_shape = tuple(images[n_x].shape[1:])
+        name = n_x
+    else:
+        raise DataError("upload one images + one labels IDX file, or the four train-/t10k- files of an official split")
+    if int(min(y_train.min(initial=0), y_test.min(initial=0))) < 0:
+        raise DataError("labels must be non-negative class indices")
+    n_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    if n_classes > 1000:
+        raise DataError(f"labels go up to {n_classes - 1}; more than 1000 classes is not a classification set here")
+    stem = Path(name).name.split(".")[0]
+    for suffix in ("-images-idx3-ubyte", "-images", "_images", "images-idx3-ubyte"):
+        stem = stem.replace(suffix, "")
+    return Dataset(f"upload:{stem or 'data'}", x_train, y_train, x_test, y_test, image_shape,
+                   tuple(str(i) for i in range(n_classes)))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the worker publishes for the page: one full Frame plus context.
+
+    Views read ``frame`` (and the small arrays next to it); they never reach
+    into the model.  ``fields`` are the most recent copy of first-layer
+    weights (taken at most every ``weights_interval`` seconds and shared by
+    the snapshots until the next copy); ``fields_version`` changes with each
+    copy, so a view that skips snapshots still sees every new copy.
+    """
+
+    #: Sequence number of the publication (1, 2, ...), per session.
+    seq: int
+    #: The full Frame of this sample.
+    frame: Frame
+    #: Session generation (bumped by reset, rebuild and checkpoint load).
+    generation: int
+    #: The sample's pixels (uint8, flat) and the image shape to draw them.
+    image: np.ndarray | None
+    image_shape: tuple[int, ...]
+    #: Class names of the dataset.
+    class_names: tuple[str, ...]
+    #: Samples trained in this generation, and the training rate.
+    samples: int
+    samples_per_s: float
+    #: Mean per-sample loss of the current epoch so far.
+    epoch_loss: float
+    #: Completed epochs (copy of ``Trainer.history``).
+    history: tuple[EpochResult, ...]
+    #: First-layer receptive fields, shape (n, n_inputs) float32, or None.
+    fields: np.ndarray | None = None
+    #: Indices of the first-layer neurons in ``fields``.
+    field_ids: np.ndarray | None = None
+    #: Increases with every new copy of ``fields`` (0: none yet).
+    fields_version: int = 0
+    #: Trainer warnings (e.g. silent network).
+    warnings: tuple[str, ...] = ()
+    #: Rule key and network description.
+    rule: str = ""
+    network: str = ""
+
+
+@dataclass
+class _Command:
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+    future: Future = field(default_factory=Future)
+
+
+class TrainingSession(param.Parameterized):
+    """A Trainer running in a worker thread, controlled between samples.
+
+    Parameters are of two kinds.  Settings the page may write directly
+    (``speed``, ``publish_interval``, ``weights_interval``) are read by the
+    worker every sample.  Everything else is *state* owned by the session:
+    constant parameters that change only through the methods (``apply``,
+    ``play``, ...) and that the page reads from its periodic callback.  Do
+    not ``param.watch`` them from UI code: they are updated from the worker
+    thread.
+    """
+
+    # ----------------------------------------------------- live settings
+    speed = param.Number(0.0, bounds=(0.0, 10_000.0), label="Speed (samples/s, 0 = full speed)",
+                         doc="Upper limit on the training rate; 0 trains as fast as the CPU allows. "
+                             "At 10 samples/s or less every sample is shown.")
+    publish_interval = param.Number(0.1, bounds=(0.0, 10.0), label="Publish interval (s)",
+                                    doc="A full frame (spikes and traces) is recorded and published at most "
+                                        "this often; other samples train with the cheap default record.")
+    weights_interval = param.Number(1.0, bounds=(0.05, 60.0), label="Weights refresh (s)",
+                                    doc="How often the first-layer receptive fields are copied for the view.")
+
+    # ----------------------------------------------------- applied setup (read-only)
+    rule_name = param.String("desire", constant=True, label="Learning rule",
+                             doc="Registry name of the learning rule in use.")
+    dataset = param.String("mnist-5k", constant=True, label="Dataset",
+                           doc="Name of the dataset in use.")
+    hidden = param.List([1000, 100], item_type=int, constant=True, label="Hidden layers",
+                        doc="Hidden layer sizes in use, input side first.")
+    seed = param.Integer(0, bounds=(0, 2**31 - 1), constant=True, label="Seed",
+                         doc="Seed of weights, dropout and sample order.")
+    traced = param.List([], constant=True, label="Traced neurons",
+                        doc="(layer, index) of the neurons whose membrane potential is recorded.")
+
+    # ----------------------------------------------------- state (read-only)
+    running = param.Boolean(False, constant=True, doc="Whether training is running (not paused).")
+    samples = param.Integer(0, constant=True, doc="Samples trained since the last reset or rebuild.")
+    epoch = param.Integer(0, constant=True, doc="Current epoch (0-based).")
+    samples_per_s = param.Number(0.0, constant=True, doc="Training rate over the last publish window.")
+    frames_produced = param.Integer(0, constant=True, doc="Full frames published by the worker.")
+    frames_shown = param.Integer(0, constant=True, doc="Published frames taken by the page.")
+    generation = param.Integer(0, constant=True,
+                               doc="Bumped on reset, rebuild and checkpoint load (views clear).")
+    error = param.String("", constant=True,
+                         doc="Text of the exception that stopped training; empty when none.")
+    network = param.String("", constant=True, doc="Layer sizes of the current network, e.g. 784-1000-100-10.")
+
+    def __init__(self, rule: str | LearningRule = "desire", dataset: str | Dataset = "mnist-5k",
+                 hidden: list[int] | None = None, seed: int = 0, rule_params: dict | None = None,
+                 traced: list[tuple[int, int]] | None = None, eval_limit: int | None = None,
+                 autostart: bool = True, **params):
+        self._set_lock = threading.RLock()
+        super().__init__(**params)
+        self._datasets: dict[str, Dataset] = {}
+        if isinstance(dataset, Dataset):
+            self._datasets[dataset.name] = dataset
+            dataset = dataset.name
+        if isinstance(rule, LearningRule):
+            rule_obj = rule
+        else:
+            rule_obj = make_rule(rule, **(rule_params or {}))
+        self.eval_limit = eval_limit
+        self._cond = threading.Condition()
+        self._commands: list[_Command] = []
+        self._stop = False
+        self._want_running = False
+        self._step_requests: list[Future] = []
+        self._latest: Snapshot | None = None
+        self._taken_seq = 0
+        self._seq = 0
+        self._samples = 0
+        self._loss_sum = 0.0
+        self._loss_n = 0
+        self._last_publish = 0.0
+        self._last_count_sync = 0.0
+        self._last_weights = -math.inf
+        self._fields = (None, None, getattr(self, "_fields", (None, None, 0))[2])
+        self._rate_mark = (time.perf_counter(), 0)
+        self._next_due = 0.0
+        self.metrics: list[dict[str, Any]] = []
+        self._metrics_lock = threading.Lock()
+        #: Called in the worker thread with every trained Frame (cheap or full); keep them cheap.
+        self.observers: list[Callable[[Frame], None]] = []
+        #: Extra recording requested by an open inspector (merged into published frames).
+        self._extra_record = Record(spikes=False)
+        self._last_metric_step = -1
+        hidden = list(Architecture().hidden if hidden is None else hidden)
+        self.trainer = self._build(rule_obj, str(dataset), hidden, int(seed))
+        with param.edit_constant(self):
+            self.param.update(rule_name=rule_obj.key, dataset=str(dataset), hidden=hidden, seed=int(seed),
+                              network=self.trainer.arch.describe())
+        self._set_traced(traced if traced is not None else self.default_traced(self.trainer.model.sizes))
+        self._thread: threading.Thread | None = None
+        if autostart:
+            self.start()
+
+    # ================================================================ public API
+    @property
+    def rule(self) -> LearningRule:
+        """The live rule object (hyperparameters).  Change it only through :meth:`apply`."""
+        return self.trainer.rule
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(self.trainer.model.sizes)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def datasets(self) -> list[str]:
+        """Dataset names this session can switch to (embedded plus uploads)."""
+        return [*EMBEDDED_DATASETS, *self._datasets]
+
+    @staticmethod
+    def default_traced(sizes) -> list[tuple[int, int]]:
+        """One neuron in each neuron layer (first hidden ... output), at most MAX_TRACED."""
+        layers = list(range(1, len(sizes)))[-MAX_TRACED:]
+        return [(l, 0) for l in layers]
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        if self.alive:
+            return
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"spikewb-session-{id(self):x}", daemon=True)
+        self._thread.start()
+
+    def play(self) -> None:
+        """Train continuously until :meth:`pause` (clears nothing; an error must be reset first)."""
+        if self.error:
+            raise RuntimeError(f"training stopped on an error; reset first ({self.error})")
+        with self._cond:
+            self._want_running = True
+            self._next_due = 0.0
+            self._cond.notify_all()
+        self._set(running=True)
+
+    def pause(self) -> None:
+        """Stop after the sample in progress (use :meth:`sync` to wait for it)."""
+        with self._cond:
+            self._want_running = False
+            self._cond.notify_all()
+        self._set(running=False)
+
+    def step(self) -> Future:
+        """Pause and train exactly one sample, published in full; the Future gives its Frame."""
+        self.pause()
+        fut: Future = Future()
+        with self._cond:
+            self._step_requests.append(fut)
+            self._cond.notify_all()
+        return fut
+
+    def reset(self) -> Future:
+        """Pause, fresh weights from the seed, counters and error cleared."""
+        self.pause()
+        return self._submit("reset")
+
+    def apply(self, **changes) -> Future:
+        """Queue a group of changes, applied atomically between two samples.
+
+        Keys are rule hyperparameters (``lr``, ``v_th``, ...) and the
+        session settings ``rule``, ``hidden``, ``dataset``, ``seed`` and
+        ``traced``.  Live hyperparameters are set with one
+        ``rule.param.update(...)``; a structural change (:meth:`is_structural`)
+        builds a new network (training progress is lost, the run state is
+        kept).  Values are validated here first.
+
+        Raises
+        ------
+        ConfigError
+            Unknown name or invalid value; nothing is queued.
+        """
+        changes = self.validate(**changes)
+        return self._submit("apply", changes)
+
+    def is_structural(self, **changes) -> bool:
+        """Whether applying ``changes`` needs a new network."""
+        rule_key = changes.get("rule", self.rule_name)
+        if rule_key != self.rule_name:
+            return True
+        cls = rule_class(rule_key)
+        for k, v in changes.items():
+            if k in STRUCTURAL and not self._same(k, v):
+                return True
+            if k in cls.structural and getattr(self.rule, k) != v:
+                return True
+        return False
+
+    def _same(self, key: str, value) -> bool:
+        cur = {"rule": self.rule_name, "hidden": list(self.hidden), "dataset": self.dataset, "seed": self.seed}[key]
+        if key == "hidden":
+            value = [int(v) for v in value]
+        return cur == value
+
+    def load_checkpoint(self, source, name: str | None = None) -> Future:
+        """Load a checkpoint (path or bytes) between samples.
+
+        A checkpoint of the same rule and layer sizes keeps the current
+        dataset; another rule or architecture rebuilds from the checkpoint's
+        configuration.  The file is validated here (raises
+        :class:`CheckpointError` at once, naming the file as ``name`` for
+        uploaded bytes); the Future reports problems found while building.
+        """
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            tmp = tempfile.NamedTemporaryFile(prefix="spikewb-upload-", suffix=".npz", delete=False)
+            with tmp:
+                tmp.write(bytes(source))
+            path = Path(tmp.name)
+            cleanup = True
+        else:
+            path, cleanup = Path(source), False
+        try:
+            meta, _, _ = load_checkpoint(path)
+            rule_class(meta.get("rule", "?"))
+        except ConfigError as exc:
+            if cleanup:
+                path.unlink(missing_ok=True)
+            raise CheckpointError(f"checkpoint uses an unknown rule: {exc}") from None
+        except CheckpointError as exc:
+            if cleanup:
+                path.unlink(missing_ok=True)
+                raise CheckpointError(str(exc).replace(str(path), name or "uploaded file")) from None
+            raise
+        except Exception:
+            if cleanup:
+                path.unlink(missing_ok=True)
+            raise
+        return self._submit("load", {"path": path, "meta": meta, "cleanup": cleanup})
+
+    def checkpoint_bytes(self) -> Future:
+        """The current state as checkpoint bytes (``.npz``), taken between samples."""
+        return self._submit("save")
+
+    def add_dataset(self, data: Dataset) -> str:
+        """Make an uploaded dataset selectable in this session; returns its name."""
+        name = data.name
+        base, k = name, 2
+        while name in EMBEDDED_DATASETS:
+            name = f"{base}-{k}"
+            k += 1
+        if name != data.name:
+            data = Dataset(name, data.x_train, data.y_train, data.x_test, data.y_test,
+                           data.image_shape, data.class_names)
+        self._datasets[name] = data
+        return name
+
+    def call(self, fn: Callable[["TrainingSession"], Any]) -> Future:
+        """Run ``fn(session)`` in the worker between samples."""
+        return self._submit("call", {"fn": fn})
+
+    def sync(self, timeout: float = 5.0) -> None:
+        """Wait until every queued command ran and the worker is between samples."""
+        self.call(lambda s: None).result(timeout)
+
+    def take(self) -> Snapshot | None:
+        """The newest snapshot not taken yet, or None (counts it as shown)."""
+        snap = self._latest
+        if snap is None or snap.seq <= self._taken_seq:
+            return None
+        self._taken_seq = snap.seq
+        self._set(frames_shown=self.frames_shown + 1)
+        return snap
+
+    @property
+    def latest(self) -> Snapshot | None:
+        """The newest published snapshot (taken or not)."""
+        return self._latest
+
+    def metrics_csv(self) -> str:
+        """Metrics as CSV: a row per logged point of the running curve and per epoch."""
+        cols = ["kind", "step", "epoch", "train_accuracy", "test_accuracy", "loss", "lr", "seconds"]
+        lines = [",".join(cols)]
+        with self._metrics_lock:
+            rows = list(self.metrics)
+        for r in rows:
+            lines.append(",".join("" if r.get(c) is None else
+                                  (f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])) for c in cols))
+        return "\n".join(lines) + "\n"
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop the worker and join it; True if it ended within ``timeout`` seconds."""
+        with self._cond:
+            self._stop = True
+            self._want_running = False
+            self._cond.notify_all()
+        th = self._thread
+        if th is not None and th is not threading.current_thread():
+            th.join(timeout)
+        ended = th is None or not th.is_alive()
+        for cmd in self._drain():
+            cmd.future.cancel()
+        for fut in self._take_steps():
+            fut.cancel()
+        self._set(running=False)
+        return ended
+
+    # ================================================================ validation
+    def validate(self, **changes) -> dict:
+        """Check a group of changes without applying it; returns them normalised.
+
+        Raises
+        ------
+        ConfigError
+            Unknown name or invalid value (the message names both).
+        """
+        changes = dict(changes)
+        if "rule" in changes:
+            rule_class(changes["rule"])  # unknown name lists the valid ones
+        rule_key = changes.get("rule", self.rule_name)
+        cls = rule_class(rule_key)
+        session_keys = {"rule", "hidden", "dataset", "seed", "traced"}
+        rule_changes = {k: v for k, v in changes.items() if k not in session_keys}
+        unknown = sorted(k for k in rule_changes if k not in cls.param or k == "name")
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown}; rule {rule_key!r} has "
+                              f"{sorted(k for k in cls.param if k != 'name')} and the session has "
+                              f"{sorted(session_keys)}")
+        if rule_changes:
+            base = self.rule.config() if rule_key == self.rule_name else {}
+            try:
+                cls(**{**{k: v for k, v in base.items() if k in cls.param}, **rule_changes})
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(str(exc)) from None
+        if "hidden" in changes:
+            hidden = changes["hidden"]
+            if isinstance(hidden, str):
+                hidden = Architecture.parse_hidden(hidden)
+            hidden = [int(h) for h in hidden]
+            data = self._dataset(changes.get("dataset", self.dataset))
+            try:
+                Architecture(n_inputs=data.n_features, hidden=hidden, n_outputs=data.n_classes).validate()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            changes["hidden"] = hidden
+        if "dataset" in changes:
+            self._dataset(changes["dataset"])
+        if "seed" in changes:
+            seed = changes["seed"]
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31:
+                raise ConfigError(f"seed must be an integer in [0, 2^31); got {seed!r}")
+            changes["seed"] = int(seed)
+        if "traced" in changes:
+            changes["traced"] = self._check_traced(changes["traced"], None)
+        return changes
+
+    def _dataset(self, name: str) -> Dataset:
+        if name in self._datasets:
+            return self._datasets[name]
+        if name not in EMBEDDED_DATASETS and name not in available():
+            raise ConfigError(f"unknown dataset {name!r}; choose from {self.datasets()}")
+        try:
+            return shared_dataset(name)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _check_traced(self, traced, sizes) -> list[tuple[int, int]]:
+        if isinstance(traced, str):
+            traced = parse_traced(traced)
+        out = []
+        for item in traced:
+            try:
+                layer, idx = (int(v) for v in item)
+            except (TypeError, ValueError):
+                raise ConfigError(f"traced neurons are (layer, index) pairs; got {item!r}") from None
+            if sizes is not None and not (1 <= layer < len(sizes) and 0 <= idx < sizes[layer]):
+                raise ConfigError(f"neuron ({layer}, {idx}) does not exist in a "
+                                  f"{'-'.join(map(str, sizes))} network (layers 1..{len(sizes) - 1})")
+            if layer < 1 or idx < 0:
+                raise ConfigError(f"neuron ({layer}, {idx}): layer must be >= 1 and index >= 0")
+            out.append((layer, idx))
+        if len(out) > MAX_TRACED:
+            raise ConfigError(f"at most {MAX_TRACED} neurons can be traced; got {len(out)}")
+        return out
+
+    def _set_traced(self, traced) -> None:
+        sizes = self.trainer.model.sizes
+        try:
+            traced = self._check_traced(traced, sizes)
+        except ConfigError:
+            traced = self.default_traced(sizes)
+        self._traced_record = Record(neurons=tuple(traced), spikes=True)
+        self._merge_records()
+        self._set(traced=list(traced))
+
+    def set_extra_record(self, neurons=(), weight_updates: bool = False, flow: int = 0) -> None:
+        """Record more for published frames (the inspector's neuron, its weight updates,
+        error-flow links) -- only while someone looks; ``set_extra_record()`` stops it."""
+        self._extra_record = Record(neurons=tuple((int(l), int(i)) for l, i in neurons), spikes=False,
+                                    weight_updates=bool(weight_updates), flow=int(flow))
+        self._merge_records()
+
+    def _merge_records(self) -> None:
+        base = getattr(self, "_traced_record", Record())
+        extra = self._extra_record
+        neurons = tuple(dict.fromkeys(base.neurons + extra.neurons))
+        self._record = Record(neurons=neurons, spikes=True, weight_updates=extra.weight_updates,
+                              flow=extra.flow)
+
+    # ================================================================ internals
+    def _set(self, **values) -> None:
+        # edit_constant flips the parameters' ``constant`` flag for the duration of
+        # the block; the page thread and the worker both set state, so serialise it.
+        with self._set_lock, param.edit_constant(self):
+            self.param.update(**values)
+
+    def _submit(self, kind: str, args: dict | None = None) -> Future:
+        cmd = _Command(kind, args or {})
+        with self._cond:
+            if self._stop:
+                cmd.future.set_exception(RuntimeError("the session is closed"))
+                return cmd.future
+            self._commands.append(cmd)
+            self._cond.notify_all()
+        if not self.alive and not self._stop:
+            self.start()
+        return cmd.future
+
+    def _drain(self) -> list[_Command]:
+        with self._cond:
+            cmds, self._commands = self._commands, []
+        return cmds
+
+    def _take_steps(self) -> list[Future]:
+        with self._cond:
+            steps, self._step_requests = self._step_requests, []
+        return steps
+
+    def _build(self, rule: LearningRule, dataset: str, hidden: list[int], seed: int) -> Trainer:
+        data = self._dataset(dataset)
+        arch = Architecture(n_inputs=data.n_features, hidden=list(hidden), n_outputs=data.n_classes)
+        return Trainer(rule, data, arch, seed=seed, eval_limit=self.eval_limit)
+
+    def _new_generation(self, trainer: Trainer | None = None) -> None:
+        if trainer is not None:
+            self.trainer = trainer
+        self._samples = self.trainer.steps
+        self._loss_sum, self._loss_n = 0.0, 0
+        self._latest = None
+        self._last_weights = -math.inf
+        self._fields = (None, None, getattr(self, "_fields", (None, None, 0))[2])
+        self._rate_mark = (time.perf_counter(), self._samples)
+        with self._metrics_lock:
+            self.metrics = [{"kind": "epoch", "step": None, **h.as_dict()} for h in self.trainer.history]
+        self._last_metric_step = -1
+        self._set(generation=self.generation + 1, error="", samples=self._samples,
+                  epoch=int(self.trainer.epoch), network=self.trainer.arch.describe(), samples_per_s=0.0)
+
+    # ---------------------------------------------------------------- worker
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                self._run_once()
+            except BaseException as exc:  # never die silently: report and wait for a reset
+                log.error("session worker error: %s\n%s", exc, traceback.format_exc())
+                with self._cond:
+                    self._want_running = False
+                try:
+                    self._set(error=f"{type(exc).__name__}: {exc}", running=False)
+                except Exception:
+                    pass
+                for fut in self._take_steps():
+                    if not fut.done():
+                        fut.set_exception(exc)
+
+    def _run_once(self) -> None:
+        """Wait for work; run queued commands, then at most one sample."""
+        with self._cond:
+            while not self._stop and not self._commands and not self._step_requests and not (
+                    self._want_running and not self.error and time.perf_counter() >= self._next_due):
+                timeout = None
+                if self._want_running and not self.error:
+                    timeout = max(self._next_due - time.perf_counter(), 0.0)
+                self._cond.wait(timeout)
+            if self._stop:
+                return
+            cmds, self._commands = self._commands, []
+            steps, self._step_requests = self._step_requests[:1], self._step_requests[1:]
+            train = self._want_running and not self.error and not steps
+        for cmd in cmds:
+            self._execute(cmd)
+        if steps:
+            fut = steps[0]
+            frame = self._train_one(force_publish=True)
+            if frame is None:
+                fut.set_exception(RuntimeError(self.error or "training failed"))
+            else:
+                fut.set_result(frame)
+            self._sync_counters()
+        elif train:
+            self._train_one(force_publish=False)
+            speed = float(self.speed)
+            if speed > 0:
+                now = time.perf_counter()
+                self._next_due = max(self._next_due + 1.0 / speed, now) if self._next_due else now + 1.0 / speed
+            else:
+                self._next_due = 0.0
+        elif cmds:
+            self._sync_counters()
+        if not self._want_running and self.samples != self._samples:
+            self._sync_counters()  # paused: the shown counter must be exact
+
+    def _execute(self, cmd: _Command) -> None:
+        if not cmd.future.set_running_or_notify_cancel():
+            return
+        try:
+            if cmd.kind == "apply":
+                result = self._do_apply(cmd.args)
+            elif cmd.kind == "reset":
+                self.trainer.reset()
+                self._new_generation()
+                result = None
+            elif cmd.kind == "load":
+                result = self._do_load(**cmd.args)
+            elif cmd.kind == "save":
+                result = self._do_save()
+            elif cmd.kind == "call":
+                result = cmd.args["fn"](self)
+            else:
+                raise ValueError(f"unknown command {cmd.kind!r}")
+        except BaseException as exc:  # reported to the caller through the Future
+            log.info("command %s failed: %s", cmd.kind, exc)
+            cmd.future.set_exception(exc)
+        else:
+            cmd.future.set_result(result)
+
+    def _do_apply(self, changes: dict) -> str:
+        changes = dict(changes)
+        traced = changes.pop("traced", None)
+        if self.is_structural(**changes):
+            rule_key = changes.pop("rule", self.rule_name)
+            hidden = changes.pop("hidden", list(self.hidden))
+            dataset = changes.pop("dataset", self.dataset)
+            seed = changes.pop("seed", self.seed)
+            if rule_key == self.rule_name:
+                params = {**self.rule.config(), **changes}
+            else:
+                params = dict(changes)
+            rule = make_rule(rule_key, **params)
+            trainer = self._build(rule, dataset, hidden, seed)
+            self._new_generation(trainer)
+            self._set(rule_name=rule_key, dataset=dataset, hidden=list(hidden), seed=int(seed))
+            self._set_traced(traced if traced is not None else self.traced)
+            return f"rebuilt: {rule.title or rule_key}, {trainer.arch.describe()}, {dataset}, seed {seed}"
+        if changes:
+            changes.pop("rule", None)
+            for k in ("hidden", "dataset", "seed"):
+                changes.pop(k, None)
+            self.rule.param.update(**changes)
+        if traced is not None:
+            self._set_traced(traced)
+        return "applied " + ", ".join(f"{k} = {v}" for k, v in changes.items()) if changes else "applied"
+
+    def _do_load(self, path: Path, meta: dict, cleanup: bool) -> str:
+        try:
+            same = (meta["rule"] == self.rule_name and tuple(meta["sizes"]) == tuple(self.sizes)
+                    and meta.get("dataset") == self.dataset)
+            if same:
+                trainer = self._build(make_rule(meta["rule"], **meta["rule_params"]), self.dataset,
+                                      list(self.hidden), int(meta.get("seed", self.seed)))
+                dataset = self.dataset
+            else:
+                dataset = meta.get("dataset", self.dataset)
+                try:
+                    data = self._dataset(dataset)
+                except ConfigError:
+                    data, dataset = self._dataset(self.dataset), self.dataset
+                arch = Architecture(**meta["arch"])
+                if arch.n_inputs != data.n_features or arch.n_outputs != data.n_classes:
+                    raise CheckpointError(
+                        f"checkpoint network {'-'.join(map(str, meta['sizes']))} does not fit dataset "
+                        f"{dataset} ({data.n_features} inputs, {data.n_classes} classes)")
+                trainer = self._build(make_rule(meta["rule"], **meta["rule_params"]), dataset,
+                                      list(arch.hidden), int(meta.get("seed", 0)))
+            trainer.load_state(path)
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint metadata is incomplete ({exc})") from None
+        finally:
+            if cleanup:
+                path.unlink(missing_ok=True)
+        self._new_generation(trainer)
+        self._set(rule_name=trainer.rule.key, dataset=dataset, hidden=list(trainer.arch.hidden), seed=trainer.seed)
+        self._set_traced(self.traced)
+        return (f"loaded checkpoint: {trainer.rule.key}, {trainer.arch.describe()}, epoch {trainer.epoch}, "
+                f"{trainer.steps} samples")
+
+    def _do_save(self) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="spikewb-save-") as tmp:
+            path = self.trainer.save(Path(tmp) / "checkpoint.npz")
+            return path.read_bytes()
+
+    def _train_one(self, force_publish: bool) -> Frame | None:
+        now = time.perf_counter()
+        publish = force_publish or (now - self._last_publish >= self.publish_interval)
+        trainer = self.trainer
+        n_hist = len(trainer.history)
+        try:
+            frame = trainer.step(self._record if publish else None)
+        except Exception as exc:
+            log.error("training stopped: %s\n%s", exc, traceback.format_exc())
+            with self._cond:
+                self._want_running = False
+            self._set(error=f"{type(exc).__name__}: {exc}", running=False)
+            return None
+        self._samples += 1
+        for observer in self.observers:
+            observer(frame)
+        self._loss_sum += frame.loss
+        self._loss_n += 1
+        if len(trainer.history) > n_hist:
+            self._log_epoch(trainer.history[-1])
+        if publish:
+            self._last_publish = now
+            self._publish(frame)
+        elif now - self._last_count_sync >= 0.1:
+            self._sync_counters()
+        return frame
+
+    def _log_epoch(self, h: EpochResult) -> None:
+        with self._metrics_lock:
+            self.metrics.append({"kind": "epoch", "step": self._samples, **h.as_dict()})
+        self._loss_sum, self._loss_n = 0.0, 0
+
+    def _publish(self, frame: Frame) -> None:
+        trainer = self.trainer
+        now = time.perf_counter()
+        if now - self._last_weights >= self.weights_interval:
+            self._last_weights = now
+            w0 = trainer.model.weights[0]
+            n = w0.shape[1]
+            field_ids = np.unique(np.linspace(0, n - 1, min(N_FIELDS, n)).astype(np.int64))
+            self._fields = (np.ascontiguousarray(w0[:, field_ids].T, dtype=np.float32), field_ids,
+                            self._fields[2] + 1)
+        fields, field_ids, fields_version = self._fields
+        image = None
+        if 0 <= frame.index < len(trainer.data.x_train):
+            image = np.array(trainer.data.x_train[frame.index], dtype=np.uint8)
+        epoch_loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
+        t0, s0 = self._rate_mark
+        if now - t0 >= 0.5:
+            rate = (self._samples - s0) / (now - t0)
+            self._rate_mark = (now, self._samples)
+        else:
+            rate = self.samples_per_s
+        if frame.step - self._last_metric_step >= 50 or self._last_metric_step < 0:
+            self._last_metric_step = frame.step
+            with self._metrics_lock:
+                self.metrics.append({"kind": "running", "step": frame.step + 1, "epoch": frame.epoch,
+                                     "train_accuracy": frame.accuracy, "test_accuracy": None,
+                                     "loss": epoch_loss, "lr": frame.lr, "seconds": None})
+        self._seq += 1
+        self._latest = Snapshot(
+            seq=self._seq, frame=frame, generation=self.generation, image=image,
+            image_shape=tuple(trainer.data.image_shape), class_names=tuple(trainer.data.class_names),
+            samples=self._samples, samples_per_s=float(rate), epoch_loss=float(epoch_loss),
+            history=tuple(trainer.history), fields=fields, field_ids=field_ids, fields_version=fields_version,
+            warnings=tuple(trainer.warnings), rule=trainer.rule.key, network=trainer.arch.describe())
+        self._last_count_sync = now
+        self._set(frames_produced=self.frames_produced + 1, samples=self._samples,
+                  epoch=int(trainer.epoch), samples_per_s=float(rate))
+
+    def _sync_counters(self) -> None:
+        self._last_count_sync = time.perf_counter()
+        self._set(samples=self._samples, epoch=int(self.trainer.epoch))
+
+
+def parse_traced(text: str) -> list[tuple[int, int]]:
+    """``"1:0, 3:2"`` -> ``[(1, 0), (3, 2)]`` (layer:index pairs).
+
+    >>> parse_traced("1:0, 3:2")
+    [(1, 0), (3, 2)]
+    """
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            layer, idx = part.split(":")
+            out.append((int(layer), int(idx)))
+        except ValueError:
+            raise ConfigError(f"traced neurons are written layer:index, e.g. 1:0, 3:2; got {part!r}") from None
+    return out
+
+
+def checkpoint_summary(data: bytes) -> dict:
+    """Metadata of checkpoint bytes (raises CheckpointError when unreadable)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "c.npz"
+        p.write_bytes(data)
+        meta, _, _ = load_checkpoint(p)
+    return meta
+
+
+__all__ = ["TrainingSession", "Snapshot", "dataset_from_idx", "parse_traced", "shared_dataset",
+           "checkpoint_summary", "EMBEDDED_DATASETS", "MAX_TRACED"]

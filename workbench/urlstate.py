@@ -1,0 +1,137 @@
+"""The training setup <-> the page URL query string.
+
+The setup is the rule, its hyperparameters, the hidden layer sizes, the
+dataset and the seed: everything needed to rebuild the same network.  The
+names and types come from the same ``param`` declarations the widgets use
+(no second list to keep in step): rule hyperparameters are written only when
+they differ from the rule's defaults, so a default setup has a short URL.
+
+>>> q = to_query({"rule": "desire", "hidden": [500], "v_th": 0.5, "seed": 3})
+>>> q["hidden"], q["v_th"]
+('500', '0.5')
+>>> setup, problems = from_query(q)
+>>> setup["hidden"], setup["v_th"], problems
+([500], 0.5, [])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import param
+
+from engine.errors import ConfigError
+from engine.network import Architecture
+from engine.rules import rule_class
+
+from .pagestate import parse_value as _parse
+from .pagestate import value_text as _text
+
+#: Session-level keys and how to read them.
+SESSION_KEYS = ("rule", "dataset", "hidden", "seed")
+#: Query keys that are never part of the setup (Panel's own, e.g. theme; page options).
+IGNORED = {"theme", "embed", "refresh"}
+
+
+def setup_of(session) -> dict[str, Any]:
+    """The reproducible setup of a session (rule params only where not default)."""
+    rule = session.rule
+    cls = type(rule)
+    setup: dict[str, Any] = {"rule": session.rule_name, "dataset": session.dataset,
+                             "hidden": list(session.hidden), "seed": int(session.seed)}
+    for name, p in cls.param.objects("existing").items():
+        if name == "name":
+            continue
+        v = getattr(rule, name)
+        if v != p.default:
+            setup[name] = v
+    return setup
+
+
+def to_query(setup: Mapping[str, Any]) -> dict[str, str]:
+    """Setup values as query-string text (lists comma-separated)."""
+    return {k: _text(v) for k, v in setup.items()}
+
+
+def to_search(setup: Mapping[str, Any]) -> str:
+    """``?rule=desire&hidden=1000,100...`` for a setup."""
+    return "?" + urlencode(to_query(setup), safe=",:")
+
+
+def query_value(query: Mapping[str, Any], key: str) -> str | None:
+    """One query value as text (the last one if repeated; bytes decoded), or None."""
+    v = query.get(key)
+    if isinstance(v, (list, tuple)):
+        v = v[-1] if v else None
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return None if v is None else str(v)
+
+
+def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Parse a query mapping (values str, bytes or lists of them) into a setup.
+
+    Returns ``(setup, problems)``: values that cannot be used are left out and
+    described in ``problems`` (the page shows them) rather than raising.
+    """
+    flat = {str(k): query_value(query, k) or "" for k in query}
+    setup: dict[str, Any] = {}
+    problems: list[str] = []
+    rule_key = flat.get("rule", "desire")
+    try:
+        cls = rule_class(rule_key)
+        setup["rule"] = rule_key
+    except ConfigError as exc:
+        problems.append(str(exc))
+        cls = rule_class("desire")
+    for k, text in flat.items():
+        if k in IGNORED or k == "rule":
+            continue
+        try:
+            if k == "hidden":
+                setup[k] = Architecture.parse_hidden(text)
+            elif k == "seed":
+                setup[k] = int(text)
+            elif k == "dataset":
+                setup[k] = text
+            elif k in cls.param and k != "name":
+                value = _parse(cls.param[k], text)
+                cls(**{k: value})  # bounds and types checked by the declaration
+                setup[k] = value
+            else:
+                problems.append(f"unknown URL setting {k!r} ignored")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"URL setting {k}={text!r} ignored: {exc}")
+    return setup, problems
+
+
+def session_kwargs(setup: Mapping[str, Any]) -> dict[str, Any]:
+    """Split a setup into ``TrainingSession(...)`` keyword arguments."""
+    kw: dict[str, Any] = {}
+    rule_params = {}
+    for k, v in setup.items():
+        if k in SESSION_KEYS:
+            kw[k] = v
+        else:
+            rule_params[k] = v
+    kw["rule_params"] = rule_params
+    return kw
+
+
+def read_location() -> dict[str, Any]:
+    """The query arguments of the page being served (``{}`` outside a server session)."""
+    import panel as pn
+    args = getattr(pn.state, "session_args", None) or {}
+    return dict(args)
+
+
+def write_location(setup: Mapping[str, Any]) -> None:
+    """Replace the page URL's query with ``setup`` (no reload)."""
+    import panel as pn
+    loc = pn.state.location
+    if loc is None:
+        return
+    search = to_search(setup)
+    if loc.search != search:
+        loc.search = search

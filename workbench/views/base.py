@@ -1,0 +1,118 @@
+"""Shared pieces of the live views: the view base class and figure helpers.
+
+Every live view is a :class:`FrameView`: a :class:`panel.viewable.Viewer`
+wrapping raw Bokeh figures (``pn.pane.Bokeh``) whose
+:class:`~bokeh.models.ColumnDataSource` objects are *updated*, never
+re-rendered.  The page's single periodic callback calls
+:meth:`FrameView.update` with each new :class:`~workbench.session.Snapshot`
+inside one ``pn.io.hold()`` block, so all views reach the browser in one
+message.  Payloads are kept small: compact dtypes (uint8 / uint16 /
+float32), fixed ranges changed only when the content needs it, no tools.
+
+Views read only the snapshot (its Frame and the small arrays the session
+copied next to it); they never touch the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+from bokeh.models import Range1d
+from bokeh.palettes import Category10_10, RdBu11
+from bokeh.plotting import figure
+
+#: Colours of layers 0..L (input, hidden..., output).
+LAYER_COLORS = ("#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#d62728")
+#: Colours of traced neurons.
+TRACE_COLORS = tuple(Category10_10[i] for i in (0, 1, 2, 3))
+#: Signed diverging palette: negative blue, zero white, positive red.
+SIGNED = tuple(RdBu11)
+#: Grey ramp for intensities (black = 0).
+GREYS = tuple(f"#{v:02x}{v:02x}{v:02x}" for v in np.linspace(255, 0, 64).astype(int)[::-1])
+
+
+def owned(x, dtype=np.float32) -> np.ndarray:
+    """A fresh, owning, contiguous 1-D copy for a ColumnDataSource.
+
+    Bokeh's binary transport has mis-read views into larger buffers; owned
+    copies in compact dtypes are always safe and small.
+    """
+    return np.array(x, dtype=dtype, copy=True, order="C").reshape(-1)
+
+
+def make_figure(title: str = "", height: int = 220, x_range=None, y_range=None, **kw):
+    """A Bokeh figure without tools, fixed ranges by default, stretching in width."""
+    opts = dict(title=title, height=height, sizing_mode="stretch_width", tools="", toolbar_location=None,
+                x_range=x_range if x_range is not None else Range1d(0, 1),
+                y_range=y_range if y_range is not None else Range1d(0, 1),
+                output_backend="canvas", min_border_left=40, min_border_right=10)
+    opts.update(kw)
+    if opts.get("height") is None:
+        opts.pop("height")
+    fig = figure(**opts)
+    fig.title.text_font_size = "12px"
+    fig.xgrid.visible = False
+    fig.outline_line_color = None
+    return fig
+
+
+def set_range(rng: Range1d, start: float, end: float) -> None:
+    """Change a fixed range only when it really changes (no message otherwise)."""
+    if rng.start != start or rng.end != end:
+        rng.update(start=start, end=end)
+
+
+def nice_ceiling(value: float) -> float:
+    """Round up to 1, 2 or 5 times a power of ten (stable axis limits).
+
+    >>> nice_ceiling(0.7), nice_ceiling(13), nice_ceiling(0)
+    (1.0, 20.0, 1.0)
+    """
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    exp = np.floor(np.log10(value))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if value <= m * 10 ** exp + 1e-12:
+            return float(m * 10 ** exp)
+    return float(10 ** (exp + 1))
+
+
+def image_of(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A flat sample as a 2-D float32 image, flipped for Bokeh (origin bottom-left)."""
+    flat = np.asarray(flat)
+    if len(shape) >= 2 and int(np.prod(shape[:2])) == flat.size:
+        img = flat.reshape(shape[0], shape[1])
+    else:  # not an image: one row
+        img = flat.reshape(1, -1)
+    return np.ascontiguousarray(img[::-1], dtype=np.float32)
+
+
+class FrameView(pn.viewable.Viewer):
+    """Base of the live views: ``update(snapshot)``, ``clear()`` and a layout.
+
+    ``max_rate`` (Hz, None = every refresh) caps how often the page updates the
+    view: each plot update costs the browser roughly 10 ms of main-thread time
+    in software rendering, so slow-changing views (learning curves, weights)
+    are refreshed less often than the raster.
+    """
+
+    #: Most updates per second the page sends this view (None: every refresh).
+    max_rate: float | None = None
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._generation = None
+
+    def update(self, snap) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Empty the plots (after a reset or a rebuild)."""
+
+    def new_generation(self, snap) -> bool:
+        """True (and clears) when the snapshot belongs to a new network / reset."""
+        if snap.generation != self._generation:
+            self._generation = snap.generation
+            self.clear()
+            return True
+        return False

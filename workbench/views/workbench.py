@@ -1,0 +1,301 @@
+"""The live training workbench: one session, its controls and all live views.
+
+:class:`TrainerWorkbench` is what ``apps/trainer.py`` serves.  Per browser
+session it creates one :class:`~workbench.session.TrainingSession` (worker
+thread), one :class:`~workbench.controls.ControlPanel`, the views, and one
+periodic callback (``refresh_hz``, 10 Hz by default) that pulls the newest
+snapshot and updates every view inside one ``pn.io.hold()`` block.  An
+exception in a view is caught and shown in the page (the other views keep
+updating); closing the tab stops the callback and the worker thread
+(``pn.state.on_session_destroyed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import panel as pn
+import param
+from panel.io.callbacks import PeriodicCallback
+
+from engine.datasets import ASSETS
+
+from .. import urlstate
+from ..controls import ControlPanel
+from ..session import TrainingSession
+from .inputs import InputView
+from .metrics import MetricsView
+from .output import OutputView
+from .raster import RasterView
+from .signal import SignalView
+from .status import MessageArea, StatusView, stylesheet
+from .traces import TraceView
+from .weights import WeightsView
+from .inspector import InspectorView
+
+log = logging.getLogger(__name__)
+
+TUTORIAL = Path(ASSETS) / "tutorials" / "trainer.md"
+#: Seconds without any browser connection after which a session's worker is stopped.
+DISCONNECT_GRACE = 2.0
+#: Largest share of wall time one view's updates may take: a view slower than this share
+#: of the refresh period is updated less often.  Server-side view work holds the GIL the
+#: training worker needs, so a slow view costs training throughput directly.
+VIEW_BUDGET = 0.1
+#: GIL switch interval (s) while a page is served.  The worker releases the GIL in every
+#: numba kernel and BLAS call; with Python's default 5 ms the server thread then keeps
+#: the GIL for up to 5 ms each time it is busy, so each release can cost the worker that
+#: long (the "convoy effect").  A shorter interval hands it back sooner.
+SWITCH_INTERVAL = 0.0005
+#: Updates per second of the status line (a text change costs the browser ~10 ms).
+STATUS_RATE = 5.0
+
+
+class TrainerWorkbench(pn.viewable.Viewer):
+    """Controls + live views for one training session."""
+
+    refresh_hz = param.Number(5.0, bounds=(1.0, 30.0), label="View refresh (Hz)",
+                              doc="Rate of the page's periodic callback (URL option ?refresh=). Each plot "
+                                  "update costs a software-rendered browser 10-30 ms of main-thread time; "
+                                  "at 5 Hz the page uses about a third of a core, leaving the other core to "
+                                  "training on a 2-core machine (see docs/apps/trainer.md).")
+    sync_url = param.Boolean(True, doc="Keep the setup in the page URL (shareable link).")
+
+    def __init__(self, session: TrainingSession | None = None, setup: dict | None = None, **params):
+        super().__init__(**params)
+        self.url_problems: list[str] = []
+        if session is None:
+            kwargs = urlstate.session_kwargs(setup or {})
+            try:
+                session = TrainingSession(**kwargs)
+            except Exception as exc:  # a bad URL must not break the page: fall back to defaults
+                self.url_problems.append(f"setup from the URL refused ({exc}); using the defaults")
+                session = TrainingSession()
+        self.session = session
+        # publish a little faster than the page refreshes so each tick finds a new frame
+        self.session.publish_interval = 0.5 / float(self.refresh_hz)
+        self.messages = MessageArea()
+        self.status = StatusView()
+        self.controls = ControlPanel(self.session, notify=self.messages.show)
+        self.input_view = InputView()
+        self.raster_view = RasterView()
+        self.trace_view = TraceView()
+        self.signal_view = SignalView()
+        self.output_view = OutputView()
+        self.metrics_view = MetricsView()
+        self.weights_view = WeightsView()
+        self.inspector = InspectorView(self.session)
+        self.views = [self.input_view, self.output_view, self.weights_view, self.raster_view,
+                      self.trace_view, self.signal_view, self.metrics_view, self.inspector]
+        self._callback = None
+        self._view_errors: dict[str, str] = {}
+        self._view_due: dict[int, float] = {}
+        self._status_due = 0.0
+        #: Seconds spent in each view's update (diagnostics, benchmarks).
+        self.view_seconds: dict[str, float] = {}
+        self._last_setup = None
+        self._was_connected = False
+        self._disconnected_since = None
+        self.ticks = 0
+        self.tick_seconds = 0.0
+        for p in self.url_problems:
+            self.messages.show("warning", p)
+
+    # ------------------------------------------------------------------ factory
+    @classmethod
+    def from_url(cls, **params) -> "TrainerWorkbench":
+        """A workbench whose setup comes from the page URL (problems are shown in the page)."""
+        query = urlstate.read_location()
+        inspect = query.pop("inspect", None)
+        setup, problems = urlstate.from_query(query)
+        refresh = urlstate.query_value(query, "refresh")
+        if refresh is not None and "refresh_hz" not in params:  # page option (benchmarks, slow machines)
+            try:
+                params["refresh_hz"] = min(max(float(refresh), 1.0), 30.0)
+            except ValueError:
+                problems.append(f"URL setting refresh={refresh!r} ignored: expected a rate in Hz")
+        wb = cls(setup=setup, **params)
+        if inspect is not None:
+            problem = wb.inspect_from_url(inspect)
+            if problem:
+                problems.append(problem)
+        for p in problems:
+            wb.messages.show("warning", p)
+        wb.url_problems.extend(problems)
+        return wb
+
+    # ------------------------------------------------------------------ server hooks
+    def start(self) -> None:
+        """Start the periodic callback and register the teardown (inside a server session)."""
+        if self._callback is not None:
+            return
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        # background=True: the callback does not toggle the page's busy indicator, which
+        # would cost two extra messages and a spinner animation per tick; log=False: no
+        # log record per call
+        self._callback = PeriodicCallback(callback=self.tick, period=int(round(1000 / self.refresh_hz)),
+                                          background=True, log=False)
+        self._callback.start()
+        doc = pn.state.curdoc
+        periodic = getattr(pn.state, "_periodic", None)
+        if doc is not None and isinstance(periodic, dict):  # Panel also stops it with the session
+            periodic.setdefault(doc, []).append(self._callback)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            # Bokeh checks the signature: exactly one argument named session_context
+            pn.state.on_session_destroyed(self._session_destroyed)
+
+    def _session_destroyed(self, session_context) -> None:
+        log.info("browser session destroyed: stopping its training worker")
+        self.close()
+
+    def _watch_connection(self) -> None:
+        """Close the session ``DISCONNECT_GRACE`` s after its last browser connection went away.
+
+        Bokeh destroys an unused session only after ``unused_session_lifetime``
+        (15 s by default, and it must be long enough for a slow first page
+        load); the worker would train for nobody until then.
+        """
+        doc = pn.state.curdoc
+        ctx = getattr(doc, "session_context", None) if doc is not None else None
+        server_session = getattr(ctx, "_session", None)
+        count = getattr(server_session, "connection_count", None)
+        if count is None:
+            return
+        now = time.monotonic()
+        if count > 0:
+            self._was_connected = True
+            self._disconnected_since = None
+        elif self._was_connected:
+            if self._disconnected_since is None:
+                self._disconnected_since = now
+            elif now - self._disconnected_since > DISCONNECT_GRACE:
+                log.info("browser disconnected: stopping the training worker")
+                self.close()
+
+    def close(self) -> None:
+        """Stop the periodic callback and the worker thread."""
+        cb, self._callback = self._callback, None
+        if cb is not None:
+            try:
+                cb.stop()
+            except Exception:
+                pass
+        self.session.close()
+
+    # ------------------------------------------------------------------ periodic
+    def tick(self) -> None:
+        """Pull the newest snapshot and update every view (one hold block)."""
+        t0 = time.perf_counter()
+        try:
+            snap = self.session.take()
+            with pn.io.hold():
+                if snap is not None:
+                    for view in self.views:
+                        self._update_view(view, snap)
+                if t0 >= self._status_due:
+                    self._status_due = t0 + 1.0 / STATUS_RATE - 0.5 / float(self.refresh_hz)
+                    self.status.update(self.session, snap)
+                elif snap is not None:
+                    self.status.remember(snap)
+                self.messages.update(self.session, snap)
+                self.controls.poll()
+                if self.sync_url:
+                    self._sync_url()
+        except Exception as exc:  # never silent: show it in the page
+            log.exception("periodic update failed")
+            self.messages.show("danger", f"Display update failed: {type(exc).__name__}: {exc}")
+        self.ticks += 1
+        self.tick_seconds += time.perf_counter() - t0
+        self._watch_connection()
+
+    def _update_view(self, view, snap) -> None:
+        """Update one view; a view slower than ``VIEW_BUDGET`` of the refresh period
+        is updated less often, so it cannot starve the others (or the trainer)."""
+        name = type(view).__name__
+        t0 = time.perf_counter()
+        if t0 < self._view_due.get(id(view), 0.0):
+            return
+        try:
+            view.update(snap)
+            cost = time.perf_counter() - t0
+            budget = VIEW_BUDGET / float(self.refresh_hz)
+            due = t0 + cost * (1.0 / VIEW_BUDGET) if cost > budget else 0.0
+            rate = getattr(view, "max_rate", None)
+            if rate:
+                due = max(due, t0 + 1.0 / float(rate) - 0.5 / float(self.refresh_hz))
+            self._view_due[id(view)] = due
+            self.view_seconds[name] = self.view_seconds.get(name, 0.0) + cost
+        except Exception as exc:
+            text = f"{name} failed: {type(exc).__name__}: {exc}"
+            if self._view_errors.get(name) != text:
+                self._view_errors[name] = text
+                log.exception("view update failed")
+                self.messages.show("danger", text)
+        else:
+            self._view_errors.pop(name, None)
+
+    def inspect_from_url(self, value) -> str | None:
+        """Select the inspected neuron from a URL value ``"layer:index"``; returns a problem or None."""
+        if isinstance(value, (list, tuple)):
+            value = value[-1] if value else ""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        try:
+            layer, index = (int(v) for v in str(value).split(":"))
+            sizes = self.session.sizes
+            if not (1 <= layer < len(sizes) and 0 <= index < sizes[layer]):
+                raise ValueError(f"no neuron {layer}:{index} in {'-'.join(map(str, sizes))}")
+        except ValueError as exc:
+            return f"URL setting inspect={str(value)[:40]!r} ignored ({exc}); expected layer:index"
+        self.inspector.select(layer, index)
+        return None
+
+    def _sync_url(self) -> None:
+        setup = urlstate.setup_of(self.session)
+        if self.inspector.active:
+            setup["inspect"] = f"{self.inspector.layer}:{self.inspector.index}"
+        if not self.session.dataset.startswith("upload:") and setup != self._last_setup:
+            self._last_setup = setup
+            urlstate.write_location(setup)
+
+    # ------------------------------------------------------------------ layout
+    def __panel__(self):
+        return self.main()
+
+    def main(self):
+        """The main area: status, messages and the views."""
+        card = dict(sizing_mode="stretch_width", margin=(4, 4))
+        return pn.Column(
+            self.status,
+            self.messages,
+            pn.Row(pn.Column(self.input_view, margin=(4, 4)), pn.Column(self.output_view, **card),
+                   pn.Column(self.weights_view, margin=(4, 4)), sizing_mode="stretch_width"),
+            pn.Row(pn.Column(self.raster_view, **card, styles={"flex": "2 1 0"}),
+                   pn.Column(self.trace_view, self.signal_view, **card, styles={"flex": "1.4 1 0"}),
+                   sizing_mode="stretch_width"),
+            pn.Row(pn.Column(self.metrics_view, **card), sizing_mode="stretch_width"),
+            pn.Card(self.inspector, title="Neuron inspector: where a neuron's error comes from",
+                    collapsed=False, sizing_mode="stretch_width", margin=(4, 4), css_classes=["inspector-card"]),
+            sizing_mode="stretch_width",
+        )
+
+    def sidebar(self):
+        """The controls (and the short how-to)."""
+        items = [self.controls]
+        if TUTORIAL.is_file():
+            items.append(pn.Card(pn.pane.Markdown(TUTORIAL.read_text(), sizing_mode="stretch_width"),
+                                 title="How to use", collapsed=True, sizing_mode="stretch_width", margin=(6, 0)))
+        return pn.Column(*items, sizing_mode="stretch_width", margin=0)
+
+    def template(self, title: str = "Spike Workbench \u00b7 live training"):
+        """The whole page in a ``pn.template.BootstrapTemplate``; starts the callback when served."""
+        tmpl = pn.template.BootstrapTemplate(
+            title=title, sidebar=[self.sidebar()], main=[self.main()], sidebar_width=340,
+            header_background="#23395d", raw_css=[stylesheet()])
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self.start()
+        return tmpl
