@@ -65,7 +65,9 @@ def test_select_follow_step_and_replay(page):
     p.button("\u23f8 Pause").click()
     wait_until(lambda: p.state().lower().startswith("paused"), LOAD_TIMEOUT, message="paused")
     from .conftest import stays_constant
-    wait_until(lambda: len(stays_constant(lambda: history_count(p), 1.5)) == 1, LOAD_TIMEOUT,
+    # the inspector is a throttled view: on a slow machine its last update after the pause
+    # can arrive seconds late, so wait for both readouts to hold still for a while
+    wait_until(lambda: len(stays_constant(lambda: (history_count(p), sample_no(p)), 3.0)) == 1, LOAD_TIMEOUT,
                message="history to settle after the pause")
     before, shown = history_count(p), sample_no(p)
     p.button("Step").click()

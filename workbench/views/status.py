@@ -88,17 +88,22 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %" if x is not None and np.isfinite(x) else "\u2013"
 
 
-def skeleton() -> str:
-    """The static HTML of the status line (values filled in by the browser)."""
+def skeleton(values: dict[str, str] | None = None, color: str | None = None) -> str:
+    """The HTML of the status line, with ``values`` (dashes where missing).
+
+    Later values are written into this skeleton by the browser (``_UPDATE_JS``)."""
+    values = values or {}
+    badge = _BADGE if color is None else _BADGE.replace("#7f7f7f", color)
     parts = []
     for cls, before, after, tip in FIELDS:
+        text = html.escape(values.get(cls, "\u2013"))
         if cls == "wb-state":
-            parts.append(f'<span class="wb-state" style="{_BADGE}" title="{tip}">\u2013</span>')
+            parts.append(f'<span class="wb-state" style="{badge}" title="{tip}">{text}</span>')
         elif cls == "wb-net":
             parts.append(f'<span class="wb-item" style="color:#555;margin-left:auto" title="{tip}">'
-                         f'<span class="wb-net">\u2013</span></span>')
+                         f'<span class="wb-net">{text}</span></span>')
         else:
-            parts.append(f'<span class="wb-item" title="{tip}">{before} <b class="{cls}">\u2013</b> {after}</span>')
+            parts.append(f'<span class="wb-item" title="{tip}">{before} <b class="{cls}">{text}</b> {after}</span>')
     return f'<div class="wb-status" style="{_BAR}">' + "".join(parts) + "</div>"
 
 
@@ -170,6 +175,8 @@ class StatusView(pn.viewable.Viewer):
         self._last, self._sent_at = key, now
         self._sends += 1
         self.values = values
+        if self._sends == 1:  # the first values go into the HTML itself: a page shows them at once
+            self.div.text = skeleton(values, _STATE_COLORS[cls])
         self.source.data = dict(key=list(values), text=list(values.values()),
                                 color=[_STATE_COLORS[cls]] * len(values), n=[self._sends] * len(values))
 

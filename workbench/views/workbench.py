@@ -103,6 +103,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.tick_seconds = 0.0
         for p in self.url_problems:
             self.messages.show("warning", p)
+        self.status.update(self.session)  # the page opens with the values, not dashes
 
     # ------------------------------------------------------------------ factory
     @classmethod
