@@ -34,7 +34,7 @@ def save_checkpoint(path, meta: dict[str, Any], weights: list[np.ndarray],
     """Write a checkpoint atomically; returns the final path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "format": CHECKPOINT_FORMAT}
+    meta = {**meta, "format": CHECKPOINT_FORMAT, "weight_shapes": [list(w.shape) for w in weights]}
     arrays = {f"w{l}": np.ascontiguousarray(w) for l, w in enumerate(weights)}
     for k, v in (state or {}).items():
         arrays[f"state_{k}"] = np.ascontiguousarray(v)
@@ -74,10 +74,13 @@ def load_checkpoint(path) -> tuple[dict[str, Any], list[np.ndarray], dict[str, n
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r} is not supported "
                               f"(this version reads format {CHECKPOINT_FORMAT})")
     sizes = meta.get("sizes")
-    if not sizes or len(weights) != len(sizes) - 1 or any(
-            w.shape != (a, b) for w, a, b in zip(weights, sizes[:-1], sizes[1:])):
+    shapes = meta.get("weight_shapes")
+    if shapes is None and sizes:  # dense networks: one (pre, post) matrix between layers
+        shapes = [[a, b] for a, b in zip(sizes[:-1], sizes[1:])]
+    if not shapes or len(weights) != len(shapes) or any(
+            list(w.shape) != list(s) for w, s in zip(weights, shapes)):
         raise CheckpointError(f"{path}: weight shapes {[w.shape for w in weights]} do not match "
-                              f"the recorded layer sizes {sizes}")
+                              f"the recorded shapes {shapes} (layer sizes {sizes})")
     for l, w in enumerate(weights):
         if not np.issubdtype(w.dtype, np.floating) or not np.all(np.isfinite(w)):
             raise CheckpointError(f"{path}: weight layer {l + 1} is not finite floating point")

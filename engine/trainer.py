@@ -236,6 +236,10 @@ class Trainer:
         if tuple(meta["sizes"]) != tuple(self.model.sizes):
             raise CheckpointError(f"checkpoint architecture {'-'.join(map(str, meta['sizes']))} differs from "
                                   f"this network's {'-'.join(map(str, self.model.sizes))}")
+        mine = [w.shape for w in self.model.weights]
+        if [w.shape for w in weights] != mine:
+            raise CheckpointError(f"checkpoint weight shapes {[w.shape for w in weights]} differ from this "
+                                  f"network's {mine} (a different layer layout, e.g. conv maps or kernel)")
         ft = self.model.weights[0].dtype
         self.model.weights = [np.ascontiguousarray(w.astype(ft)) for w in weights]
         order = state.pop("order", None)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engine import pwl
-from engine.errors import ConfigError
+from engine.errors import CheckpointError, ConfigError
 from engine.frame import Record
 from engine.network import Architecture
 from engine.rules import make_rule
@@ -515,6 +515,23 @@ def test_variants_run_through_the_trainer(over, tiny, tmp_path):
     assert (tmp_path / "checkpoint.npz").exists()
     pred = rule.predict(trainer.model, tiny.x_test[:5].astype(np.float32) / 255)
     assert pred.shape == (5,) and np.all((pred >= -1) & (pred < 10))
+    # every variant (conv kernels are not (pre, post) matrices) reloads exactly
+    again = Trainer.from_checkpoint(tmp_path / "checkpoint.npz", data=tiny.subset(40, 20))
+    assert len(again.model.weights) == len(trainer.model.weights)
+    for a, b in zip(again.model.weights, trainer.model.weights):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rule.predict(again.model, tiny.x_test[:5].astype(np.float32) / 255), pred)
+
+
+def test_checkpoint_of_another_conv_layout_is_refused(tiny, tmp_path):
+    data = tiny.subset(20, 10)
+    trainer = Trainer(make_rule("stidi", arch_kind="conv", conv_maps=[4, 8]), data,
+                      Architecture(hidden=[30]), seed=0)
+    path = trainer.save(tmp_path / "c.npz")
+    other = Trainer(make_rule("stidi", arch_kind="conv", conv_maps=[4, 6]), data,
+                    Architecture(hidden=[30]), seed=0)
+    with pytest.raises(CheckpointError, match="differ"):
+        other.load_state(path)
 
 
 # =========================================================================== learning on real data
