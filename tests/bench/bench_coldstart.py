@@ -150,7 +150,7 @@ def run(quick: bool = False) -> list[dict]:
             pw.stop()
     frame_note = lambda case: case["error"] or ("" if browser else no_browser)  # noqa: E731
     return [
-        _row(METRICS[0], cold["http"], cold["error"] or "empty temporary NUMBA_CACHE_DIR; serve warms all kernels"),
+        _row(METRICS[0], cold["http"], cold["error"] or "empty temporary NUMBA_CACHE_DIR; serve warms the default rule before listening, the rest in the background"),
         _row(METRICS[1], cold["frame"], frame_note(cold) or "headless Chromium, click Train, first raster data"),
         _row(METRICS[2], warm["http"], warm["error"] or ("repository NUMBA_CACHE_DIR (quick mode)" if quick
                                                           else "NUMBA_CACHE_DIR filled by the cold run"),
