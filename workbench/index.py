@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 THUMBS = ROOT / "assets" / "thumbnails"
 #: Display order; apps not listed come after, alphabetically.
-ORDER = ("trainer", "neuron", "stdp", "xor", "mapping", "compare", "dynamics", "sweeps")
+ORDER = ("trainer", "neuron", "stdp", "xor", "mapping", "compare", "results", "dynamics", "sweeps")
 
 
 def describe(path: Path) -> tuple[str, str]:
