@@ -342,7 +342,18 @@ class ControlPanel(pn.viewable.Viewer):
 
     # ================================================================ change handlers
     def _live(self, key: str, value: Any) -> None:
+        self._check_combination(key, value)
         self._track(self.session.apply(**{key: value}), None)
+
+    def _check_combination(self, key: str, value: Any) -> None:
+        """Refuse a live value that breaks a constraint between the rule's parameters
+        (e.g. multi-spike BP's tau_m = tau_s) here, not in the worker at the next sample."""
+        rule = self.session.rule
+        if key not in type(rule).param or key == "name":
+            return
+        self.session.validate(**{key: value})  # the declaration's own bounds first
+        candidate = type(rule)(**{**rule.config(), key: value})
+        candidate.check_params()
 
     def _structural(self, key: str, value: Any) -> None:
         self.session.validate(**{key: value})
@@ -483,7 +494,7 @@ class ControlPanel(pn.viewable.Viewer):
                     self.notify("success", result if isinstance(result, str) else
                                 "Network reset: fresh weights from the seed.")
             self._futures = still
-        running = bool(self.session.running)
+        running = bool(self.session.running or getattr(self.session, "waiting", False))
         if self.train_button.disabled != running:
             self.train_button.disabled = running
             self.pause_button.disabled = not running

@@ -87,6 +87,15 @@ class LearningRule(param.Parameterized):
     def predict(self, model: Model, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def check_params(self) -> None:
+        """Refuse combinations of hyperparameters the rule cannot run (raises ConfigError).
+
+        Single values are checked by their declarations on assignment; this is
+        for rules whose parameters constrain each other.  The controls call it
+        on a copy before applying a live change, so a refused combination never
+        reaches the training worker.
+        """
+
     def check_model(self, model: Model) -> None:
         """Refuse a model built by another rule or for other layer sizes."""
         if model.rule != self.key:

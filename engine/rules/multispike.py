@@ -70,6 +70,7 @@ per neuron: threshold crossings beyond the spike buffer, not emitted),
 ``overflow_total`` (int64 per layer), ``first_t`` (output first-spike times, inf
 when silent), ``p`` (softmax probabilities, TTFS loss), ``grad_norm`` (per weight
 layer, this sample's gradient norm), ``trace_t`` (time grid of ``v_trace``, ms),
+``tau`` ((tau_m, tau_s) of this sample, ms; only when something is recorded),
 and per recorded neuron (tuples aligned with ``trace_ids``): ``spike_t_rec``
 (its spike times), ``spike_grad`` (total :math:`\bar a^q`, 1/ms),
 ``spike_grad_direct`` (:math:`g^q`), ``spike_vdot`` (:math:`\dot V` at each
@@ -252,6 +253,10 @@ class MultiSpikeBP(LearningRule):
         if self.input_window > self.t_max:
             raise ConfigError(f"input_window = {self.input_window} ms exceeds t_max = {self.t_max} ms; "
                               "lengthen the simulation or shorten the input window")
+
+    def check_params(self) -> None:
+        """Time constants and windows the kernels can run (tau_m != tau_s, t_max / tau bounded)."""
+        self._check()
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """TTFS input times (ms), ``inf`` for black pixels; ``x`` is not modified."""
@@ -444,6 +449,8 @@ class MultiSpikeBP(LearningRule):
                       overflow_total=np.array([int(o.sum()) for o in overflow], np.int64),
                       first_t=info["first"].astype(np.float32), p=np.asarray(info["p"], np.float32),
                       grad_norm=grad_norm.astype(np.float32))
+        if record.any:  # the time constants this sample ran with (views label plots with them)
+            extras["tau"] = np.array([self.tau_m, self.tau_s], np.float32)
         trace_t = np.linspace(0.0, float(self.t_max), TRACE_POINTS)
         n_rec = len(record.neurons)
         v_trace = np.zeros((n_rec, TRACE_POINTS), np.float32)
@@ -528,14 +535,19 @@ class MultiSpikeBP(LearningRule):
 # ---------------------------------------------------------------------------- experiment
 def tau_sweep(dataset: str = "fashion-5k", tau_s_values=(1.0, 2.5, 5.0, 10.0, 20.0), ratio: float = 2.0,
               epochs: int = 1, n_train: int | None = None, n_test: int | None = None, hidden=(400,),
-              single_spike: bool = True, seed: int = 0, callback=None, **rule_params) -> list[dict]:
+              single_spike: bool = True, seed: int = 0, callback=None, progress=None,
+              **rule_params) -> list[dict]:
     """Test accuracy and spike count against the time constants (the paper's central study).
 
     For each ``tau_s`` (``tau_m = ratio * tau_s``) a fresh 784-H-C ``multispike``
     network (``rule_params`` on top of the defaults) is trained for ``epochs``
     epochs on ``dataset`` (optionally cut to ``n_train`` / ``n_test``) with the
     same seed; with ``single_spike`` the same network restricted to one spike per
-    neuron (both buffers 1) is trained next to it.
+    neuron (both buffers 1) is trained next to it.  ``dataset`` is a name or a
+    loaded :class:`~engine.datasets.Dataset`.  ``callback(row)`` is called with
+    each finished row; ``progress(fraction)`` (optional) after every training
+    sample with the fraction of all training samples done (an exception raised
+    by it stops the sweep: that is how a caller cancels).
 
     Returns
     -------
@@ -548,15 +560,22 @@ def tau_sweep(dataset: str = "fashion-5k", tau_s_values=(1.0, 2.5, 5.0, 10.0, 20
     """
     import time
 
-    from ..datasets import load_dataset
+    from ..datasets import Dataset, load_dataset
     from ..trainer import Trainer
     from .base import make_rule
 
-    data = load_dataset(dataset)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if n_train is not None or n_test is not None:
         data = data.subset(n_train, n_test)
     modes = ["multi", "single"] if single_spike else ["multi"]
     rows = []
+    total = max(1, len(modes) * len(tau_s_values) * epochs * len(data.y_train))
+    done = [0]
+
+    def tick(_frame):
+        done[0] += 1
+        progress(done[0] / total)
+
     for mode in modes:
         for tau_s in tau_s_values:
             params = dict(rule_params, tau_s=float(tau_s), tau_m=float(ratio * tau_s))
@@ -567,7 +586,7 @@ def tau_sweep(dataset: str = "fashion-5k", tau_s_values=(1.0, 2.5, 5.0, 10.0, 20
             tr = Trainer(rule, data, arch, seed=seed)
             t0 = time.perf_counter()
             for epoch in range(epochs):
-                tr.fit(epoch + 1)
+                tr.fit(epoch + 1, callback=tick if progress is not None else None)
                 h = tr.history[-1]
                 X = data.x_test[:200].astype(np.float32) / np.float32(255)
                 hid, out, ovf = [], [], []

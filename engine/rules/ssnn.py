@@ -79,6 +79,15 @@ sample's bytes, so a prediction does not depend on the batch it is in and
 does not consume the model's generator; it uses the look-ahead weights
 :math:`W + \beta M` as the authors' graph does [INF].
 
+Frame extras: ``batch_applied`` (bool), ``grad_pos_counts`` / ``grad_neg_counts``
+(per layer 0..L, int32 per neuron; ``Frame.signal`` is their difference);
+with ``Record(spikes=True)`` the gradient rasters ``grad_pos_t`` / ``grad_pos_i``
+and ``grad_neg_t`` / ``grad_neg_i`` (per layer, layer 0 empty) and the target
+train ``target_t`` / ``target_i``; per recorded neuron (rows aligned with
+``trace_ids``) the gradient-unit potentials ``v_grad_pos`` and ``v_grad_neg``
+(float32 (n_rec, T); the negative unit sees the negated current), and, when
+neurons are recorded, ``v_th_grad`` (their threshold).
+
 References
 ----------
 A. Biswas, V. Saraswat, U. Ganguly, "A temporally and spatially local
@@ -488,6 +497,8 @@ class SSNNBP(LearningRule):
                 vg_neg[k] = -gpot[layer][:, idx]
         extras["v_grad_pos"] = vg_pos
         extras["v_grad_neg"] = vg_neg
+        if n_rec:  # threshold of the gradient units, drawn with their potentials
+            extras["v_th_grad"] = np.array(float(self.v_th_grad), np.float32)
         extras["grad_pos_counts"] = tuple([empty_i] + [d.sum(axis=0, dtype=np.int32) for d in dpos[1:]])
         extras["grad_neg_counts"] = tuple([empty_i] + [d.sum(axis=0, dtype=np.int32) for d in dneg[1:]])
         signal = (empty_f, *((p - n).astype(np.float32) for p, n in

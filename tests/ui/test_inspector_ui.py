@@ -64,14 +64,12 @@ def test_select_follow_step_and_replay(page):
     wait_until(lambda: "Neuron 1:17" in title(p), LOAD_TIMEOUT, message="click selects neuron 1:17")
     p.button("\u23f8 Pause").click()
     wait_until(lambda: p.state().lower().startswith("paused"), LOAD_TIMEOUT, message="paused")
-    from .conftest import stays_constant
-    # the inspector is a throttled view: on a slow machine its last update after the pause
-    # can arrive seconds late, so wait for both readouts to hold still for a while
-    wait_until(lambda: len(stays_constant(lambda: (history_count(p), sample_no(p)), 3.0)) == 1, LOAD_TIMEOUT,
-               message="history to settle after the pause")
+    # a step publishes its frame: once the inspector shows the last trained sample it is current
+    p.button("Step").click()
+    wait_until(lambda: sample_no(p) == p.samples() - 1, LOAD_TIMEOUT, message="the inspector catching up")
     before, shown = history_count(p), sample_no(p)
     p.button("Step").click()
-    wait_until(lambda: sample_no(p) > shown, LOAD_TIMEOUT, message="the stepped sample shown")
+    wait_until(lambda: sample_no(p) == shown + 1, LOAD_TIMEOUT, message="the stepped sample shown")
     # the ring buffer keeps 500 samples: below that it grows by one, at capacity it stays full
     assert history_count(p) == min(before + 1, 500)
     # scrub back through the replay buffer while paused

@@ -13,6 +13,18 @@ the last published frames while training is paused; the history exports as CSV.
 All numbers come from the Frames (``extras["contrib"]``, ``["contrib_down"]``,
 ``["dw_in"]``, ``["flow"]``) that the session records only while the inspector
 is open, for the selected neuron only.
+
+Rule-specific plots appear when the frame carries their data:
+
+* event-driven rules (multi-spike timing BP): the potential is drawn on the
+  rule's continuous time grid (``extras["trace_t"]``, ms) with its exact
+  threshold crossings, and a small plot shows one bar per spike of the neuron:
+  its gradient dL/dt_k (``extras["spike_grad"]``, including what flows back
+  through the resets of later spikes; dots: the direct part
+  ``["spike_grad_direct"]``), aligned in time with the potential;
+* composite neurons (SSNN-BP): the potentials of the neuron's positive and
+  negative gradient units (``extras["v_grad_pos"]``, ``["v_grad_neg"]``) with
+  their threshold and their spikes, under the forward potential.
 """
 
 from __future__ import annotations
@@ -22,13 +34,15 @@ import io
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d, Span
+from bokeh.models import BasicTickFormatter, ColumnDataSource, LinearColorMapper, Range1d, Span
 from bokeh.plotting import figure
 
 from ..inspector import NeuronHistory, ReplayBuffer
 from .base import SIGNED, image_of, make_figure, owned as _own, set_range
 
 TOP_K = 12
+#: Left border (px) of the potential plot and the plots sharing its time axis.
+LEFT_BORDER = 80
 FLOW_LINKS = 24
 
 
@@ -102,8 +116,10 @@ class InspectorView(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", css_classes=["insp-summary"])
         self.v_src = ColumnDataSource(dict(t=[], v=[], i=[]))
         self.spk_src = ColumnDataSource(dict(t=[], y=[]))
+        # the plots under it share its time axis: one left border keeps their x axes aligned
         self.v_fig = make_figure("Membrane potential (before reset) and input current", height=200,
-                                 x_range=Range1d(0, 20), y_range=Range1d(-1, 2), tools="hover")
+                                 x_range=Range1d(0, 20), y_range=Range1d(-1, 2), tools="hover",
+                                 min_border_left=LEFT_BORDER)
         self.v_fig.line("t", "v", source=self.v_src, line_width=2, legend_label="V")
         self.v_fig.line("t", "i", source=self.v_src, line_width=1, color="#2ca02c", line_dash="dotted",
                         legend_label="input current")
@@ -113,6 +129,7 @@ class InspectorView(pn.viewable.Viewer):
         self.v_fig.add_layout(self.th)
         self.v_fig.legend.location = "top_left"
         self.v_fig.legend.label_text_font_size = "9px"
+        self._build_rule_plots()
         self.hist_src = ColumnDataSource(dict(step=[], signal=[], label=[]))
         self.hist_fig = make_figure("Learning signal, last samples", height=160, x_range=Range1d(0, 1),
                                     y_range=Range1d(-1.2, 1.2), tools="hover")
@@ -142,6 +159,92 @@ class InspectorView(pn.viewable.Viewer):
                                            filename="neuron-history.csv", label="Export history (CSV)",
                                            button_type="default", width=200)
         self.flow = ErrorFlowView(on_select=self.select)
+
+    def _build_rule_plots(self):
+        """Per-spike gradients (event-driven rules) and gradient-unit potentials (SSNN-BP)."""
+        # one bar per spike of the neuron at its exact time, same time axis as the potential
+        self.sg_src = ColumnDataSource(dict(t=[], grad=[], direct=[], k=[], color=[]), name="wb-insp-spike-grad")
+        self.sg_fig = make_figure("Per-spike gradient dL/dt_k", height=150, x_range=self.v_fig.x_range,
+                                  y_range=Range1d(-1, 1), tools="hover", name="wb-insp-spike-grad-fig",
+                                  min_border_left=LEFT_BORDER)
+        self.sg_fig.yaxis.formatter = BasicTickFormatter(precision=1, power_limit_low=-2)
+        self.sg_fig.yaxis.ticker.desired_num_ticks = 3
+        self.sg_fig.vbar(x="t", top="grad", width=0.25, color="color", source=self.sg_src)
+        self.sg_fig.scatter("t", "direct", source=self.sg_src, size=6, color="#000000", marker="circle")
+        self.sg_fig.add_layout(Span(location=0, dimension="width", line_color="#777777", line_width=1))
+        self.sg_fig.hover.tooltips = [("spike", "@k"), ("t (ms)", "@t"), ("dL/dt_k (1/ms)", "@grad"),
+                                      ("direct", "@direct")]
+        self.sg_fig.xaxis.axis_label = "time (ms)"
+        self.sg_fig.yaxis.axis_label = "1/ms"
+        # a Bokeh pane does not pass ``visible`` on to its figure: a Column carries it
+        self.sg_pane = pn.Column(pn.pane.Bokeh(self.sg_fig, sizing_mode="stretch_width"), visible=False,
+                                 sizing_mode="stretch_width", margin=0, css_classes=["insp-spike-grad"])
+        # SSNN-BP: the two gradient units of the composite neuron
+        self.gv_src = ColumnDataSource(dict(t=[], pos=[], neg=[]), name="wb-insp-grad-v")
+        self.gs_src = ColumnDataSource(dict(t=[], y=[], color=[]), name="wb-insp-grad-spikes")
+        self.gv_fig = make_figure("Gradient units: potentials and spikes (+ red, \u2212 blue)", height=170,
+                                  x_range=self.v_fig.x_range, y_range=Range1d(-1, 1), tools="hover",
+                                  name="wb-insp-grad-v-fig", min_border_left=LEFT_BORDER)
+        self.gv_fig.line("t", "pos", source=self.gv_src, line_width=2, color="#b2182b", legend_label="V+ (positive unit)")
+        self.gv_fig.line("t", "neg", source=self.gv_src, line_width=2, color="#2166ac", legend_label="V\u2212 (negative unit)")
+        self.gv_fig.scatter("t", "y", source=self.gs_src, marker="triangle", size=9, color="color")
+        self.gth = Span(location=5.0, dimension="width", line_dash="dashed", line_color="#555555")
+        self.gv_fig.add_layout(self.gth)
+        self.gv_fig.xaxis.axis_label = "time step"
+        self.gv_fig.legend.location = "top_left"
+        self.gv_fig.legend.label_text_font_size = "9px"
+        self.gv_fig.legend.orientation = "horizontal"
+        self.gv_pane = pn.Column(pn.pane.Bokeh(self.gv_fig, sizing_mode="stretch_width"), visible=False,
+                                 sizing_mode="stretch_width", margin=0, css_classes=["insp-grad-units"])
+
+    def _render_spike_grads(self, f, k, l, i) -> None:
+        """Bars of dL/dt_k per spike of the neuron (frames with ``extras["spike_grad"]``)."""
+        grads = f.extras.get("spike_grad")
+        show = grads is not None and k is not None and k < len(grads)
+        if self.sg_pane.visible != show:
+            self.sg_pane.visible = show
+        if not show:
+            return
+        t = f.extras["spike_t_rec"][k]
+        g = np.asarray(grads[k], np.float32)
+        d = np.asarray(f.extras.get("spike_grad_direct", (g,))[k], np.float32)
+        self.sg_src.data = dict(t=_own(t), grad=_own(g), direct=_own(d), k=_own(np.arange(len(g)), np.int32),
+                                color=["#d6604d" if v > 0 else "#4393c3" for v in g])
+        amp = float(max(np.abs(g).max(initial=0), np.abs(d).max(initial=0), 1e-9)) * 1.2
+        set_range(self.sg_fig.y_range, -amp, amp)
+        width = max(float(f.duration) / 120.0, 1e-3)
+        self.sg_fig.renderers[0].glyph.width = width
+        self.sg_fig.title.text = (f"Per-spike gradient dL/dt_k of neuron {l}:{i}: {len(g)} spike(s), "
+                                  f"sum {float(g.sum()):+.3g} /ms (bars: total incl. later resets; dots: direct)")
+
+    def _render_grad_units(self, f, k, l, i, t) -> None:
+        """Potentials and spikes of the neuron's +/- gradient units (frames with ``extras["v_grad_pos"]``)."""
+        vp, vn = f.extras.get("v_grad_pos"), f.extras.get("v_grad_neg")
+        show = vp is not None and vn is not None and k is not None and k < len(vp) and vp.shape[1] == len(t)
+        if self.gv_pane.visible != show:
+            self.gv_pane.visible = show
+        if not show:
+            return
+        pos, neg = np.asarray(vp[k], np.float32), np.asarray(vn[k], np.float32)
+        th = float(f.extras.get("v_th_grad", getattr(self.session.rule, "v_th_grad", 1.0)))
+        self.gv_src.data = dict(t=_own(t), pos=_own(pos), neg=_own(neg))
+        times, ys, colors, n = [], [], [], {}
+        # each unit fires where its own potential exceeds the threshold (V- is the negated current's)
+        for stream, color in (("pos", "#b2182b"), ("neg", "#2166ac")):
+            st, si = f.extras.get(f"grad_{stream}_t", ()), f.extras.get(f"grad_{stream}_i", ())
+            sel = np.asarray(st[l][si[l] == i], np.float32) if l < len(st) else np.zeros(0, np.float32)
+            times.append(sel)
+            ys.append(np.full(len(sel), th, np.float32))
+            colors += [color] * len(sel)
+            n[stream] = len(sel)
+        self.gs_src.data = dict(t=_own(np.concatenate(times)), y=_own(np.concatenate(ys)), color=colors)
+        self.gth.location = th
+        lo = float(min(pos.min(initial=0), neg.min(initial=0), -th))
+        hi = float(max(pos.max(initial=0), neg.max(initial=0), th))
+        pad = 0.1 * (hi - lo) + 1e-3
+        set_range(self.gv_fig.y_range, lo - pad, hi + 2 * pad)
+        self.gv_fig.title.text = (f"Gradient units of neuron {l}:{i}: {n['pos']} positive, {n['neg']} negative "
+                                  f"spike(s) (threshold {th:g}; + red, \u2212 blue)")
 
     def _title(self) -> str:
         return f"### Neuron {self.layer}:{self.index}" + ("" if self.active else " (inspector off)")
@@ -175,17 +278,30 @@ class InspectorView(pn.viewable.Viewer):
         ids = [tuple(x) for x in f.trace_ids.tolist()]
         k = ids.index((l, i)) if (l, i) in ids else None
         # potential and input current
+        t = None
         if k is not None and f.v_trace.shape[1]:
             v, cur = f.v_trace[k], f.i_trace[k]
-            t = np.arange(len(v), dtype=np.float32)
+            grid = f.extras.get("trace_t")
+            continuous = grid is not None and len(grid) == len(v)
+            t = np.asarray(grid, np.float32) if continuous else np.arange(len(v), dtype=np.float32)
             self.v_src.data = dict(t=_own(t), v=_own(v), i=_own(cur))
             st, si = f.spikes(l)
             times = st[si == i]
             self.spk_src.data = dict(t=_own(times), y=_own(np.full(len(times), f.v_th)))
             lo, hi = float(min(v.min(initial=0), cur.min(initial=0))), float(max(v.max(initial=0), f.v_th))
-            set_range(self.v_fig.x_range, -0.5, len(v) - 0.5)
+            if continuous:
+                set_range(self.v_fig.x_range, 0.0, float(f.duration))
+                title = (f"Continuous membrane potential ({f.time_unit}) with its {len(times)} exact threshold "
+                         "crossing(s), and input current")
+            else:
+                set_range(self.v_fig.x_range, -0.5, len(v) - 0.5)
+                title = "Membrane potential (before reset) and input current"
+            if self.v_fig.title.text != title:
+                self.v_fig.title.text = title
             set_range(self.v_fig.y_range, lo - 0.1 * abs(hi - lo) - 1e-3, hi + 0.15 * abs(hi - lo) + 1e-3)
         self.th.location = f.v_th
+        self._render_spike_grads(f, k, l, i)
+        self._render_grad_units(f, k, l, i, t if t is not None else np.zeros(0, np.float32))
         # signal history
         h = self.history.arrays()
         if len(h["step"]):
@@ -214,8 +330,9 @@ class InspectorView(pn.viewable.Viewer):
         elif l == f.n_layers - 1:
             self.con_src.data = dict(x=[], top=[], color=[], name=[])
             raw = float(f.signal_raw[l][i]) if f.signal_raw[l].size else float("nan")
-            self.con_fig.title.text = (f"Output neuron: error {raw:.3f} (threshold "
-                                       f"{getattr(rule, 'alpha_out', float('nan')):g}) -> signal {f.signal[l][i]:+g}")
+            alpha = getattr(rule, "alpha_out", None)  # only rules that threshold the error have one
+            limit = f" (threshold {alpha:g})" if alpha is not None else ""
+            self.con_fig.title.text = f"Output neuron: error {raw:.3g}{limit} -> signal {f.signal[l][i]:+.3g}"
         # what it did
         dw = f.extras.get("dw_in", ())
         if k is not None and k < len(dw) and dw[k].size:
@@ -242,8 +359,12 @@ class InspectorView(pn.viewable.Viewer):
         count = int(f.counts[l][i])
         target = (f"{f.target[i]:g}" if l == f.n_layers - 1 and f.target.size > i else "none (hidden neuron)")
         where = "live" if self.replay == 0 else f"replay, {self.replay} frame(s) back"
+        taus = f.extras.get("tau")
+        tau_text = (f" · \u03c4_m {float(taus[0]):g} ms, \u03c4_s {float(taus[1]):g} ms"
+                    if taus is not None and len(taus) == 2 else "")
         self.summary.object = (f"Sample {f.step} (label {f.label}, {where}) · spikes **{count}** · target "
-                               f"{target} · {f.signal_name} **{f.signal[l][i]:+g}** · history {len(self.history)} samples")
+                               f"{target} · {f.signal_name} **{f.signal[l][i]:+g}** · history {len(self.history)} samples"
+                               f"{tau_text}")
 
     def controls(self):
         w = dict(sizing_mode="stretch_width")
@@ -260,6 +381,7 @@ class InspectorView(pn.viewable.Viewer):
         return pn.Column(
             pn.Row(pn.Column(self.title, self.controls(), self.csv, width=300),
                    pn.Column(self.summary, pn.pane.Bokeh(self.v_fig, sizing_mode="stretch_width"),
+                             self.sg_pane, self.gv_pane,
                              pn.pane.Bokeh(self.hist_fig, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             pn.Row(pn.pane.Bokeh(self.con_fig, sizing_mode="stretch_width"),

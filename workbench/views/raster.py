@@ -11,6 +11,14 @@ however many spikes there are, the approach recommended for rasters beyond
 a few thousand points (``reference/performance.md`` 3.2).  All layers share
 one :class:`~bokeh.models.ColumnDataSource` (``wb-raster``), replaced whole
 per shown frame.
+
+Event-driven rules (``Frame.time_unit`` not ``"step"``, e.g. multi-spike BP in
+ms) have continuous spike times and several spikes per neuron.  Their images
+are binned into ``CONTINUOUS_COLS`` columns over the sample, and every layer
+small enough for one row per neuron (at most ``max_rows`` neurons and
+``MAX_EXACT_EVENTS`` spikes) is drawn instead as one short vertical tick per
+spike at its exact time (source ``wb-raster-events``), so two spikes of one
+neuron closer than a column stay apart.
 """
 
 from __future__ import annotations
@@ -25,6 +33,24 @@ _BAND = 0.9  # fraction of a band used by the image
 MAX_BANDS = 12  # separator lines prepared for up to this many layers
 #: White (silent) to near-black (all neurons of the row fired).
 RASTER_PALETTE = tuple(f"#{v:02x}{v:02x}{min(255, v + 40):02x}" for v in np.linspace(255, 10, 32).astype(int))
+#: Image columns over the sample for continuous-time (event-driven) frames.
+CONTINUOUS_COLS = 240
+#: A layer with more spikes than this is binned even when it is small (payload bound).
+MAX_EXACT_EVENTS = 4000
+#: Colour of the exact-time spike ticks (the darkest raster shade).
+TICK_COLOR = RASTER_PALETTE[-1]
+
+
+def exact_ticks(t: np.ndarray, i: np.ndarray, n_neurons: int, band: int) -> dict:
+    """Vertical ticks ``(t, y0, y1)`` for spikes of a layer drawn one row per neuron in band ``band``.
+
+    >>> d = exact_ticks(np.array([1.25, 2.5]), np.array([0, 1]), 2, 1)
+    >>> d["t"].tolist(), [round(float(v), 3) for v in d["y0"]]
+    ([1.25, 2.5], [1.05, 1.5])
+    """
+    row = _BAND / max(n_neurons, 1)
+    y0 = band + (1 - _BAND) / 2 + np.asarray(i, np.float64) * row
+    return dict(t=np.asarray(t, np.float32), y0=y0.astype(np.float32), y1=(y0 + 0.85 * row).astype(np.float32))
 
 
 def bin_raster(t: np.ndarray, i: np.ndarray, n_neurons: int, n_steps: int, max_rows: int) -> tuple[np.ndarray, int]:
@@ -59,6 +85,9 @@ class RasterView(FrameView):
         self.figure = make_figure("Spike raster (current sample)", height=height, name="wb-raster-fig")
         self.figure.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.source,
                           color_mapper=self.mapper)
+        self.events = ColumnDataSource(data=self._no_events(), name="wb-raster-events")
+        self.figure.segment(x0="t", y0="y0", x1="t", y1="y1", source=self.events, line_color=TICK_COLOR,
+                            line_width=1.5)
         self.figure.xaxis.axis_label = "time step"
         # models are created once: assigning a new model later makes Bokeh re-walk the
         # whole document (slow for a page this size); only plain properties change later
@@ -81,46 +110,80 @@ class RasterView(FrameView):
     def _empty() -> dict:
         return dict(image=[], x=[], y=[], dw=[], dh=[], spikes=np.zeros(0, np.int32))
 
+    @staticmethod
+    def _no_events() -> dict:
+        return dict(t=np.zeros(0, np.float32), y0=np.zeros(0, np.float32), y1=np.zeros(0, np.float32),
+                    layer=np.zeros(0, np.int8))
+
     def clear(self) -> None:
         self.source.data = self._empty()
+        self.events.data = self._no_events()
+
+    def _exact(self, frame, layer: int) -> bool:
+        """Whether ``layer`` of a continuous-time frame is drawn as exact ticks."""
+        return (frame.time_unit != "step" and frame.layer_sizes[layer] <= self.max_rows
+                and len(frame.spike_t[layer]) <= MAX_EXACT_EVENTS)
 
     def _layers(self, frame) -> list[int]:
         first = 0 if self.show_input else 1
         return list(range(first, frame.n_layers))
 
-    def _layout(self, frame, n_steps: int) -> None:
+    def _layout(self, frame, t_end: float) -> None:
         layers = self._layers(frame)
-        key = (frame.layer_names, frame.layer_sizes, n_steps, tuple(layers))
+        exact = tuple(self._exact(frame, l) for l in layers)
+        key = (frame.layer_names, frame.layer_sizes, t_end, tuple(layers), frame.time_unit, exact)
         if key == self._layout_key:
             return
         self._layout_key = key
         ticks = [b + 0.5 for b in range(len(layers))]
         self.ticker.ticks = ticks
         labels = {}
-        for t, l in zip(ticks, layers):
+        for t, l, ex in zip(ticks, layers, exact):
             n = frame.layer_sizes[l]
             k = max(1, int(np.ceil(n / self.max_rows)))
-            labels[t] = f"{frame.layer_names[l]} ({n})" + (f"\n{k} per row" if k > 1 else "")
+            labels[t] = f"{frame.layer_names[l]} ({n})" + (f"\n{k} per row" if k > 1 and not ex else "")
         self.figure.yaxis.major_label_overrides = labels
         for k, span in enumerate(self._spans):
             b = k + 1
             span.update(location=b, visible=b < len(layers))
+        label = "time step" if frame.time_unit == "step" else f"time ({frame.time_unit}, exact spike times)"
+        if self.figure.xaxis[0].axis_label != label:
+            self.figure.xaxis.axis_label = label
         set_range(self.figure.y_range, 0, len(layers))
-        set_range(self.figure.x_range, 0, n_steps)
+        set_range(self.figure.x_range, 0, t_end)
 
     def update(self, snap) -> None:
         self.new_generation(snap)
         frame = snap.frame
         if not frame.spike_t:
             return
-        n_steps = max(1, int(round(frame.duration)))
-        self._layout(frame, n_steps)
-        images, spikes = [], []
-        for layer in self._layers(frame):
+        continuous = frame.time_unit != "step"
+        if continuous:  # continuous times: a fixed number of columns over the sample
+            t_end = float(frame.duration) if frame.duration > 0 else 1.0
+            n_cols, scale = CONTINUOUS_COLS, CONTINUOUS_COLS / t_end
+        else:
+            n_cols = max(1, int(round(frame.duration)))
+            t_end, scale = float(n_cols), 1.0
+        self._layout(frame, t_end)
+        images, spikes, ticks = [], [], []
+        for band, layer in enumerate(self._layers(frame)):
             t, i = frame.spike_t[layer], frame.spike_i[layer]
-            img, _ = bin_raster(t, i, frame.layer_sizes[layer], n_steps, self.max_rows)
+            n = frame.layer_sizes[layer]
+            if self._exact(frame, layer):
+                img = np.zeros((n, n_cols), np.uint8)
+                if len(t):
+                    d = exact_ticks(t, i, n, band)
+                    d["layer"] = np.full(len(t), layer, np.int8)
+                    ticks.append(d)
+            else:
+                img, _ = bin_raster(np.asarray(t, np.float64) * scale if continuous else t, i, n, n_cols,
+                                    self.max_rows)
             images.append(img)
             spikes.append(len(t))
-        n = len(images)
-        self.source.data = dict(image=images, x=[0.0] * n, y=[b + (1 - _BAND) / 2 for b in range(n)],
-                                dw=[float(n_steps)] * n, dh=[_BAND] * n, spikes=np.array(spikes, np.int32))
+        k = len(images)
+        self.source.data = dict(image=images, x=[0.0] * k, y=[b + (1 - _BAND) / 2 for b in range(k)],
+                                dw=[t_end] * k, dh=[_BAND] * k, spikes=np.array(spikes, np.int32))
+        if ticks:
+            self.events.data = {c: np.concatenate([d[c] for d in ticks]) for c in ("t", "y0", "y1", "layer")}
+        elif len(self.events.data["t"]):
+            self.events.data = self._no_events()

@@ -5,6 +5,10 @@
 rules: spike-time or membrane errors).  Each layer is one strip of an image
 glyph, blue for negative, white for zero, red for positive, on a symmetric
 colour scale; the title carries the rule's signal name (``Frame.signal_name``).
+
+SSNN-BP's signal is carried by two spike streams per neuron: the strip shows
+the count of positive minus the count of negative gradient spikes of the
+sample (``extras["grad_pos_counts"] - extras["grad_neg_counts"]``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,18 @@ from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMap
 from .base import SIGNED, FrameView, make_figure, set_range
 
 _STRIP = 0.8
+
+
+def strip_values(frame) -> list[np.ndarray]:
+    """The per-neuron values the strip shows, per layer 0..L (float32).
+
+    ``Frame.signal``, except for rules with +/- gradient spike streams (SSNN-BP),
+    where it is the positive minus the negative gradient spike count.
+    """
+    pos, neg = frame.extras.get("grad_pos_counts"), frame.extras.get("grad_neg_counts")
+    if pos is not None and neg is not None and len(pos) == len(neg) == frame.n_layers:
+        return [(np.asarray(p, np.float32) - np.asarray(n, np.float32)) for p, n in zip(pos, neg)]
+    return [np.asarray(v, np.float32) for v in frame.signal]
 
 
 class SignalView(FrameView):
@@ -66,11 +82,15 @@ class SignalView(FrameView):
             self.figure.yaxis.major_label_overrides = {
                 t: f"{frame.layer_names[l]} ({frame.layer_sizes[l]})" for t, l in zip(ticks, layers)}
             set_range(self.figure.y_range, 0, len(layers))
-        title = f"{frame.signal_name} per neuron (blue < 0 < red)"
+        values = strip_values(frame)
+        if "grad_pos_counts" in frame.extras:
+            title = "gradient spikes per neuron: (+) count \u2212 (\u2212) count (blue < 0 < red)"
+        else:
+            title = f"{frame.signal_name} per neuron (blue < 0 < red)"
         if title != self._title:
             self._title = title
             self.figure.title.text = title
-        images = [np.ascontiguousarray(frame.signal[l].astype(np.float32).reshape(1, -1)) for l in layers]
+        images = [np.ascontiguousarray(values[l].reshape(1, -1)) for l in layers]
         m = max(float(np.max(np.abs(im))) if im.size else 0.0 for im in images)
         m = 1.0 if m <= 1.0 or not np.isfinite(m) else float(m)
         if self.mapper.high != m:

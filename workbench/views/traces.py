@@ -4,7 +4,9 @@ The session records the potential of up to four neurons (``Frame.v_trace``,
 sampled after integration and before the threshold test, so a crossing is
 visible).  One source holds ``t`` and one float32 column per trace; the
 threshold is a :class:`~bokeh.models.Span` at the frame's ``v_th`` and
-moves when the threshold is changed live.
+moves when the threshold is changed live.  Event-driven rules sample the
+continuous potential on their own time grid (``extras["trace_t"]``, ms); the
+x axis then shows that time instead of steps.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ class TraceView(FrameView):
         v = frame.v_trace
         n_steps = v.shape[1] if v.ndim == 2 and v.shape[1] else int(frame.duration)
         data = self._empty(n_steps)
+        grid = frame.extras.get("trace_t")
+        continuous = grid is not None and len(grid) == n_steps and n_steps > 1
+        if continuous:
+            data["t"] = np.asarray(grid, np.float32)
+        label = f"time ({frame.time_unit})" if continuous else "time step"
+        if self.figure.xaxis[0].axis_label != label:
+            self.figure.xaxis.axis_label = label
         for k in range(min(len(v), MAX_TRACED)):
             data[f"v{k}"] = v[k].astype(np.float32)
         self._labels(frame)
@@ -94,4 +103,7 @@ class TraceView(FrameView):
         rng = self.figure.y_range
         if lo < rng.start or hi > rng.end or (rng.end - rng.start) > 3 * (hi - lo):
             set_range(rng, float(lo), float(hi))
-        set_range(self.figure.x_range, -0.5, float(n_steps) - 0.5)
+        if continuous:
+            set_range(self.figure.x_range, float(data["t"][0]), float(data["t"][-1]))
+        else:
+            set_range(self.figure.x_range, -0.5, float(n_steps) - 0.5)
