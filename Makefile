@@ -7,7 +7,7 @@ PORT    ?= 5006
 ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-fast test-ui bench bench-quick warm soak clean browser
+.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,13 +35,13 @@ browser:
 ## test: set up and run the whole test suite (unit, learning, real-browser)
 test: $(STAMP) browser
 	$(BIN)/spikewb warm
-	$(BIN)/python -m pytest -m "not bench" --timeout=900 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)
 
 test-ui: $(STAMP) browser
-	$(BIN)/python -m pytest -m ui $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "ui and not load" $(PYTEST_ARGS)
 
 ## test-nojit: engine tests with numba off (readable tracebacks, kernel coverage)
 test-nojit: $(STAMP)
@@ -56,6 +56,10 @@ bench: $(STAMP) browser
 
 bench-quick: $(STAMP) browser
 	$(BIN)/spikewb bench --quick
+
+## test-load: 20 headless browsers against one server with 2 training slots (~10 min)
+test-load: $(STAMP) browser
+	$(BIN)/python -m pytest -m load --timeout=1800 $(PYTEST_ARGS)
 
 ## soak: the long stability run (not part of `make test`)
 soak: $(STAMP) browser

@@ -69,3 +69,73 @@ def test_limits_from_env():
         Limits.from_env({"SPIKEWB_MAX_STEPS": "many"})
     with pytest.raises(ConfigError, match="max_training"):
         Limits.from_env({"SPIKEWB_MAX_TRAINING": "0"})
+
+
+# ------------------------------------------------------------ sessions under the limits
+def _wait(cond, timeout=20.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_sessions_wait_for_a_slot_and_start_when_one_frees():
+    from workbench.session import TrainingSession
+
+    pool, lim = SlotPool(1), Limits()
+    a = TrainingSession(hidden=[8], eval_limit=20, limits=lim, pool=pool)
+    b = TrainingSession(hidden=[8], eval_limit=20, limits=lim, pool=pool)
+    try:
+        a.play()
+        b.play()
+        assert a.running and not a.waiting
+        assert b.waiting and not b.running and b.slot_position() == 1 and pool.counts() == (1, 1)
+        _wait(lambda: a.samples > 0)
+        assert b.samples == 0
+        a.pause()                                   # frees the slot: b starts by itself
+        _wait(lambda: b.running and b.samples > 0)
+        assert not b.waiting and b.slot_position() is None and pool.holds(b)
+        a.play()                                    # now a waits
+        assert a.waiting and pool.counts() == (1, 1)
+        a.pause()                                   # leaving the queue
+        assert not a.waiting and pool.counts() == (1, 0)
+        b.close()                                   # closing frees the slot too
+        assert pool.counts() == (0, 0)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_idle_session_is_paused_and_frees_its_slot():
+    from workbench.session import TrainingSession
+
+    pool = SlotPool(1)
+    s = TrainingSession(hidden=[8], eval_limit=20, limits=Limits(idle_timeout_s=1.0), pool=pool)
+    try:
+        s.play()
+        _wait(lambda: s.samples > 0)
+        _wait(lambda: not s.running, 10)
+        assert "without activity" in s.notice and pool.counts() == (0, 0)
+        s.play()                                    # pressing Train again clears the notice
+        assert s.running and s.notice == ""
+    finally:
+        s.close()
+
+
+def test_session_refuses_networks_over_the_limits():
+    from workbench.session import TrainingSession
+
+    lim = Limits(max_synapses=100_000, max_steps=50)
+    with pytest.raises(ConfigError, match="synapses"):
+        TrainingSession(hidden=[1000], limits=lim, autostart=False)
+    s = TrainingSession(hidden=[20], limits=lim, autostart=False)
+    try:
+        with pytest.raises(ConfigError, match="synapses"):
+            s.apply(hidden=[500, 500])              # refused at once, nothing queued
+        with pytest.raises(ConfigError, match="T = 100"):
+            s.apply(n_steps=100)
+        s.apply(n_steps=40).result(10)              # within the limits: applied
+        assert s.rule.n_steps == 40
+    finally:
+        s.close()

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -72,18 +73,42 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
           address: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 for all interfaces)."),
           show: bool = typer.Option(False, help="Open a browser tab."),
           allow_websocket_origin: Optional[List[str]] = typer.Option(
-              None, help="Extra allowed websocket origins (host[:port]) when behind a proxy."),
+              None, help="Extra allowed websocket origins (host[:port]) when behind a proxy (repeatable)."),
           num_procs: int = typer.Option(1, help="Number of server processes."),
-          warm: bool = typer.Option(True, help="Compile the numba kernels before serving.")):
+          warm: bool = typer.Option(True, help="Compile the numba kernels before serving."),
+          max_training: Optional[int] = typer.Option(
+              None, help="Sessions training at the same time; further ones wait for a free slot "
+                         "(default: SPIKEWB_MAX_TRAINING, else the number of cores)."),
+          max_synapses: Optional[int] = typer.Option(
+              None, help="Largest network per session in synapses (default: SPIKEWB_MAX_SYNAPSES, else 4000000)."),
+          max_steps: Optional[int] = typer.Option(
+              None, "--max-steps", "--max-T",
+              help="Largest T (time steps per sample) (default: SPIKEWB_MAX_STEPS, else 1000)."),
+          memory_mb: Optional[float] = typer.Option(
+              None, help="Estimated memory per session in MB, checked before a network is built "
+                         "(default: SPIKEWB_MEMORY_MB, else 1024)."),
+          idle_timeout: Optional[float] = typer.Option(
+              None, help="Seconds without page activity after which a training session is paused and "
+                         "frees its slot (default: SPIKEWB_IDLE_TIMEOUT, else 900).")):
     """Serve the workbench apps in the browser (embedded default data, no download)."""
-    if warm:
-        _warm_kernels(quiet=True)
+    from engine.errors import ConfigError
+    from workbench.limits import Limits
+
+    try:
+        limits = Limits.from_env()
+        values = {"max_training": max_training, "max_synapses": max_synapses, "max_steps": max_steps,
+                  "memory_mb": memory_mb, "idle_timeout_s": idle_timeout}
+        limits.param.update(**{k: v for k, v in values.items() if v is not None})
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+    if warm:  # the default rule is warmed before listening (server.warm_up), the others soon after
+        _warm_later(WARM_DELAY)
     try:
         from workbench.server import serve as _serve
     except ImportError as exc:  # pragma: no cover - only before the UI lands
         _fail(f"the web workbench is not available: {exc}")
     _serve(port=port, address=address, show=show, allow_websocket_origin=allow_websocket_origin or None,
-           num_procs=num_procs)
+           num_procs=num_procs, limits=limits)
 
 
 @app.command()
@@ -242,6 +267,33 @@ def datasets(download: Optional[str] = typer.Option(None, help="Download an offi
             typer.echo(f"{name:14s} official; cache {where} ({'present' if where.is_dir() else 'not downloaded'})")
 
 
+#: Seconds after ``spikewb serve`` starts before the other rules' kernels are loaded.
+WARM_DELAY = 15.0
+
+
+def _warm_later(delay: float) -> threading.Thread:
+    """Load every rule's kernels in a low-priority background thread after ``delay`` s.
+
+    Loading all kernels from the numba cache takes 1.5-3 s of CPU; doing it before
+    the server listens delayed the first page by that much.  A rule picked before
+    the thread is done compiles on first use instead (numba serialises compiles).
+    """
+    def run():
+        time.sleep(delay)
+        try:  # Linux: per-thread niceness, so the warm-up yields to page requests and training
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        try:
+            _warm_kernels(quiet=True)
+        except Exception:  # never fatal: kernels then compile on first use
+            logging.getLogger(__name__).exception("background kernel warm-up failed")
+
+    thread = threading.Thread(target=run, name="spikewb-warm", daemon=True)
+    thread.start()
+    return thread
+
+
 def _warm_kernels(quiet: bool = False) -> float:
     """Compile (or load from the numba cache) the kernels of every rule on a tiny net."""
     import numpy as np
@@ -280,9 +332,25 @@ def warm():
 def bench(names: Optional[List[str]] = typer.Argument(None, help="Benchmarks to run (default: all), "
                                                                   "e.g. desire ui stidi."),
           quick: bool = typer.Option(False, help="Small sizes, a few seconds each (CI smoke mode)."),
-          out: Path = typer.Option(Path("bench-results"), help="Where to write results.csv / results.md.")):
+          out: Path = typer.Option(Path("bench-results"), help="Where to write results.csv / results.md."),
+          readme: bool = typer.Option(False, help="Then write the README's performance table from "
+                                                  "OUT/latest.csv (the newest full run of every benchmark); "
+                                                  "with no NAMES, only do that.")):
     """Run benchmarks from tests/bench side by side with their references; write CSV + Markdown."""
-    from workbench.benchrun import discover, run_benchmarks
+    from workbench.benchrun import discover, machine, read_rows, readme_table, run_benchmarks, update_readme
+    if readme and not names:
+        rows = read_rows(out / "latest.csv")
+        if not rows:
+            _fail(f"no benchmark results in {out / 'latest.csv'}: run `spikewb bench` (full, not --quick) first")
+        stamp = time.strftime("%Y-%m-%d", time.localtime((out / "latest.csv").stat().st_mtime))
+        header = (f"Generated from `{out / 'latest.csv'}` ({machine()}, {stamp}); "
+                  "reproduce with `spikewb bench && spikewb bench --readme`.")
+        try:
+            update_readme(REPO_ROOT / "README.md", readme_table(rows, header))
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+        typer.echo(f"README performance table: {len(rows)} rows from {out / 'latest.csv'}")
+        return
     available = discover()
     if not available:
         _fail(f"no benchmarks found (expected {REPO_ROOT / 'tests' / 'bench'}; run from a source checkout)")
@@ -293,6 +361,10 @@ def bench(names: Optional[List[str]] = typer.Argument(None, help="Benchmarks to 
     with _Guard():
         table = run_benchmarks(chosen, quick=quick, out=out, echo=typer.echo)
     typer.echo(table)
+    if readme:
+        if quick:
+            _fail("--readme takes full runs only (quick sizes are not performance figures)")
+        bench(names=None, quick=False, out=out, readme=True)
 
 
 @app.command()

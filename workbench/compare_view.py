@@ -42,7 +42,7 @@ from engine.rules import rule_class, rule_names
 from .compare import (EMBEDDED_DATASETS, MAX_PANES, MIN_PANES, CompareSession, PaneSpec, check_hidden,
                       from_query, parse_settings, to_query)
 from .pagestate import value_text
-from .views.base import GREYS, image_of, make_figure, nice_ceiling, set_range
+from .views.base import GREYS, image_of, install_render_shim, make_figure, nice_ceiling, set_range
 from .views.raster import RasterView
 from .views.signal import SignalView
 from .views.status import stylesheet
@@ -433,6 +433,7 @@ class CompareApp(pn.viewable.Viewer):
             return
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
+        install_render_shim(pn.state.curdoc)
         self._callback = PeriodicCallback(callback=self.tick, period=int(round(1000 / self.refresh_hz)),
                                           background=True, log=False)
         self._callback.start()

@@ -70,6 +70,26 @@ def estimate_bytes(sizes: tuple[int, ...] | list[int], n_steps: int, itemsize: i
     return int(synapses * itemsize * (1 + state_copies) + buffers)
 
 
+def time_steps(rule) -> int:
+    """Time steps per sample of a rule (object or mapping of its parameters).
+
+    ``n_steps`` where the rule has one (Desire BP, SSNN-BP), ``t_sample / dt``
+    for clock-driven NormAD; 0 for the event-driven rules (STiDi-BP,
+    multi-spike), whose cost does not grow with a step count.
+
+    >>> time_steps({"n_steps": 20}), time_steps({"t_sample": 100.0, "dt": 0.1}), time_steps({})
+    (20, 1000, 0)
+    """
+    get = rule.get if isinstance(rule, dict) else (lambda k, d=None: getattr(rule, k, d))
+    n = get("n_steps")
+    if n is not None:
+        return int(n)
+    t, dt = get("t_sample"), get("dt")
+    if t is not None and dt:
+        return int(round(float(t) / float(dt)))
+    return 0
+
+
 def check_network(sizes, n_steps: int, limits: Limits, itemsize: int = 4, state_copies: int = 1) -> None:
     """Raise :class:`ConfigError` (with the limit and how to change it) if a network is too big."""
     synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -167,6 +187,16 @@ _POOL_LOCK = threading.Lock()
 def server_limits() -> Limits:
     """The limits of this server process (from the environment set by ``spikewb serve``)."""
     return Limits.from_env()
+
+
+def configure(limits: Limits) -> None:
+    """Make ``limits`` this process's limits (and its children's: they go into the
+    environment, which forked server processes and ``panel serve`` apps read)."""
+    os.environ.update(limits.to_env())
+    with _POOL_LOCK:
+        pool = _POOL
+    if pool is not None:
+        pool.resize(limits.max_training)
 
 
 def training_pool() -> SlotPool:

@@ -1,16 +1,27 @@
 """Serve the workbench apps (``apps/*.py``) with Panel.
 
 :func:`serve` is what ``spikewb serve`` calls; ``panel serve apps/trainer.py``
-serves the same page.  Each browser tab gets its own training session; tabs
-closed for ``unused_session_lifetime`` ms are cleaned up, which stops their
-worker threads.
+serves the same page.  Each browser tab gets its own training session; a tab
+that closes stops its worker within about 1.5 s (the page watches its
+connection) and its Bokeh session is cleaned up after
+``unused_session_lifetime`` ms.
+
+The limits of :mod:`workbench.limits` (training slots, network size, T,
+memory, idle timeout) are passed to the apps through ``SPIKEWB_*``
+environment variables, so ``panel serve apps/*.py`` honours them too.
+``GET /health`` answers a small JSON document (live sessions, training and
+waiting counts, worker threads, resident memory) for monitoring and tests.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 from pathlib import Path
+
+from tornado.web import RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +40,127 @@ def app_files(apps_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     return apps
 
 
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``).
+
+    A closed page frees thousands of small objects (its Bokeh document, its views);
+    without the trim the process keeps those pages and its resident size stays at
+    its peak after many pages closed."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class _Trimmer:
+    """Calls :func:`release_memory` after browser sessions ended (checked every ``period`` s)."""
+
+    def __init__(self):
+        self.last = 0
+
+    def __call__(self) -> None:
+        from .session import _SESSIONS
+        n = len(_SESSIONS)
+        if n < self.last:
+            release_memory()
+            n = len(_SESSIONS)
+        self.last = n
+
+
+def health(bokeh_sessions: int | None = None) -> dict:
+    """What ``GET /health`` reports: this process's sessions, slots and memory."""
+    from .limits import server_limits, training_pool
+    from .session import live_sessions
+
+    pool = training_pool()
+    training, waiting = pool.counts()
+    sessions = live_sessions()
+    workers = sorted(t.name for t in threading.enumerate() if t.name.startswith("spikewb-session-"))
+    out = {
+        "status": "ok",
+        "pid": os.getpid(),
+        "rss_mb": round(rss_mb(), 1),
+        "sessions": len(sessions),
+        "running": sum(1 for x in sessions if x.running),
+        "training": training,
+        "waiting": waiting,
+        "slots": pool.size,
+        "workers": workers,
+        "session_objects": len(_session_objects()),
+        "limits": server_limits().param.values() | {"name": None},
+    }
+    out["limits"].pop("name", None)
+    if bokeh_sessions is not None:
+        out["bokeh_sessions"] = bokeh_sessions
+    return out
+
+
+def _session_objects():
+    from .session import _SESSIONS
+    return list(_SESSIONS)
+
+
+class HealthHandler(RequestHandler):
+    """``GET /health``: JSON with the counts of :func:`health` (never creates a session)."""
+
+    def get(self) -> None:
+        n = None
+        try:  # the Bokeh application contexts of this server hold the live browser sessions
+            n = sum(len(ctx.sessions) for ctx in self.application._applications.values())
+        except Exception:
+            pass
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(health(n)))
+
+
+def check_link(query: dict) -> dict:
+    """What a trainer page opened with this query would use and say, without opening one.
+
+    ``query`` maps names to values (str or bytes, or lists of them, as Tornado and
+    ``pn.state.session_args`` give them).  Returns ``{"setup": ..., "problems": [...]}``:
+    the setup the page would apply (``{}``: the defaults) and the messages the page
+    would show (empty when the link is fine).  The same code path as the page: :func:`urlstate.from_query`,
+    then the session's validation and the server limits.
+    """
+    from . import urlstate
+    from .session import TrainingSession
+
+    query = dict(query)
+    query.pop("inspect", None)
+    setup, problems = urlstate.from_query(query)
+    try:
+        session = TrainingSession.served(**urlstate.session_kwargs(setup), autostart=False)
+    except Exception as exc:
+        problems.append(f"setup from the URL refused ({exc}); using the defaults")
+        setup = {}
+    else:
+        session.close()
+    return {"setup": json.loads(json.dumps(setup, default=str)), "problems": problems}
+
+
+class CheckLinkHandler(RequestHandler):
+    """``GET /check-link?<query>``: JSON of :func:`check_link` for a trainer link's query."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(check_link(self.request.query_arguments)))
+
+
 def warm_up() -> None:
     """Compile (or load from cache) the numba kernels and load the default data once,
     so the first page does not wait for it."""
@@ -43,7 +175,7 @@ def warm_up() -> None:
 
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps_dir=None,
           allow_websocket_origin: list[str] | None = None, num_procs: int = 1, warm: bool = True,
-          threaded: bool = False, **kwargs):
+          threaded: bool = False, limits=None, **kwargs):
     """Serve every app in ``apps/`` (each at ``/<name>``; the landing page ``index`` also at ``/``).
 
     Parameters
@@ -59,6 +191,9 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
         proxy); the listening address is always allowed.
     num_procs
         Server processes (sessions are independent; each has its own worker).
+    limits
+        :class:`~workbench.limits.Limits` for every session (default: from the
+        ``SPIKEWB_*`` environment, else the built-in defaults).
     kwargs
         Passed to :func:`panel.serve`.
 
@@ -68,6 +203,9 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
     """
     import panel as pn
 
+    from .limits import configure, server_limits
+
+    configure(limits if limits is not None else server_limits())
     apps = app_files(apps_dir)
     if warm:
         warm_up()
@@ -79,9 +217,15 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
         origins.append(f"{host}:{port}")
     opts = dict(port=port, address=address, show=show, websocket_origin=origins, num_procs=num_procs,
                 title="Spike Workbench", threaded=threaded,
-                check_unused_sessions_milliseconds=2000)
+                check_unused_sessions_milliseconds=2000,
+                extra_patterns=[(r"/health", HealthHandler), (r"/check-link", CheckLinkHandler)])
     opts.update(kwargs)
-    log.info("serving %s on http://%s:%s/%s", ", ".join(routes), address, port, index)
+    # hand the memory of closed pages back to the OS (see release_memory)
+    pn.state.schedule_task("spikewb-release-memory", _Trimmer(), period="5s")
+    lim = server_limits()
+    log.info("serving %s on http://%s:%s/%s (training slots %d, max %s synapses, T <= %d, %.0f MB per "
+             "session, idle pause after %.0f s)", ", ".join(routes), address, port, index, lim.max_training,
+             f"{lim.max_synapses:,}", lim.max_steps, lim.memory_mb, lim.idle_timeout_s)
     return pn.serve({**routes, "/": routes[index]} if len(routes) > 1 else routes, **opts)
 
 

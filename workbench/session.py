@@ -23,6 +23,15 @@ Each returns a :class:`concurrent.futures.Future`.  Values are validated in
 the caller's thread first, so an out-of-range value raises at once and
 nothing is queued.
 
+Served sessions (:meth:`TrainingSession.served`) live under the server's
+limits (:mod:`workbench.limits`): :meth:`~TrainingSession.play` takes one of
+the process-wide training slots or, when all are taken, sets ``waiting`` and
+starts by itself when a slot frees; a network over the size / T / memory
+limits is refused (``ConfigError``) before it is built; a session whose page
+sent nothing for the idle timeout (:meth:`~TrainingSession.touch` marks
+activity) is paused with a ``notice`` and frees its slot.  Sessions made
+without ``limits`` and ``pool`` (scripts, tests) have no limits.
+
 This module does not import Panel; it is tested without a browser.
 
 Examples
@@ -44,6 +53,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +70,8 @@ from engine.network import Architecture
 from engine.rules import LearningRule, make_rule, rule_class, rule_names
 from engine.trainer import EpochResult, Trainer
 
+from .limits import Limits, SlotPool, check_network, time_steps
+
 log = logging.getLogger(__name__)
 
 #: Datasets shipped with the package (no download).
@@ -73,6 +85,13 @@ N_FIELDS = 25
 
 _DATASETS: dict[str, Dataset] = {}
 _DATASETS_LOCK = threading.Lock()
+#: Every TrainingSession of this process that has not been garbage-collected (health endpoint).
+_SESSIONS: "weakref.WeakSet[TrainingSession]" = weakref.WeakSet()
+
+
+def live_sessions() -> list["TrainingSession"]:
+    """The sessions of this process whose worker thread is alive."""
+    return [s for s in list(_SESSIONS) if s.alive]
 
 
 def shared_dataset(name: str) -> Dataset:
@@ -248,13 +267,27 @@ class TrainingSession(param.Parameterized):
     error = param.String("", constant=True,
                          doc="Text of the exception that stopped training; empty when none.")
     network = param.String("", constant=True, doc="Layer sizes of the current network, e.g. 784-1000-100-10.")
+    waiting = param.Boolean(False, constant=True,
+                            doc="Train was pressed but every training slot of the server is taken; the "
+                                "session starts by itself when one frees (see :meth:`slot_position`).")
+    notice = param.String("", constant=True,
+                          doc="Why training paused by itself (no page activity for the idle timeout); "
+                              "cleared by the next play.")
 
     def __init__(self, rule: str | LearningRule = "desire", dataset: str | Dataset = "mnist-5k",
                  hidden: list[int] | None = None, seed: int = 0, rule_params: dict | None = None,
                  traced: list[tuple[int, int]] | None = None, eval_limit: int | None = None,
-                 autostart: bool = True, **params):
+                 autostart: bool = True, limits: Limits | None = None, pool: SlotPool | None = None,
+                 **params):
         self._set_lock = threading.RLock()
         super().__init__(**params)
+        #: Server limits (network size, T, memory, idle timeout); None: unlimited (library use).
+        self.limits = limits
+        #: Training slots shared with the other sessions of the server; None: always train.
+        self.pool = pool
+        self._slot_lock = threading.RLock()
+        #: ``time.monotonic()`` of the last page activity (see :meth:`touch`).
+        self.last_activity = time.monotonic()
         self._datasets: dict[str, Dataset] = {}
         if isinstance(dataset, Dataset):
             self._datasets[dataset.name] = dataset
@@ -295,8 +328,18 @@ class TrainingSession(param.Parameterized):
                               network=self.trainer.arch.describe())
         self._set_traced(traced if traced is not None else self.default_traced(self.trainer.model.sizes))
         self._thread: threading.Thread | None = None
+        _SESSIONS.add(self)
         if autostart:
             self.start()
+
+    @classmethod
+    def served(cls, **kwargs) -> "TrainingSession":
+        """A session under this server's limits: the process-wide training slots
+        (:func:`~workbench.limits.training_pool`) and :func:`~workbench.limits.server_limits`."""
+        from .limits import server_limits, training_pool
+        kwargs.setdefault("limits", server_limits())
+        kwargs.setdefault("pool", training_pool())
+        return cls(**kwargs)
 
     # ================================================================ public API
     @property
@@ -331,21 +374,81 @@ class TrainingSession(param.Parameterized):
         self._thread.start()
 
     def play(self) -> None:
-        """Train continuously until :meth:`pause` (clears nothing; an error must be reset first)."""
+        """Train continuously until :meth:`pause` (clears nothing; an error must be reset first).
+
+        With a slot :attr:`pool` whose slots are all taken, the session waits
+        instead (:attr:`waiting` is True, :meth:`slot_position` gives its place)
+        and starts training by itself when a slot frees.
+        """
         if self.error:
             raise RuntimeError(f"training stopped on an error; reset first ({self.error})")
+        self.touch()
+        with self._slot_lock:
+            if self._stop:
+                raise RuntimeError("the session is closed")
+            if self.pool is not None and not self.pool.request(self, self._slot_granted):
+                self._set(waiting=True, notice="")
+                return
+            self._set(waiting=False, notice="")
+            self._start_running()
+
+    def _start_running(self) -> None:
         with self._cond:
             self._want_running = True
             self._next_due = 0.0
             self._cond.notify_all()
         self._set(running=True)
 
+    def _slot_granted(self) -> None:
+        """Called (from the thread that freed a slot) when this waiting session gets one."""
+        give_back = True
+        with self._slot_lock:
+            if self._stop or not self.waiting or self.error:
+                pass
+            elif self._idle_for() > self._idle_timeout():   # nobody is looking any more
+                self._set(waiting=False, notice=self._idle_text())
+            else:
+                give_back = False
+                self._set(waiting=False)
+                self._start_running()
+        if give_back:  # outside the lock: releasing may call another session's grant
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self.pool is not None:
+            self.pool.release(self)
+
+    def slot_position(self) -> int | None:
+        """1-based place in the queue for a training slot, or None when not waiting."""
+        return self.pool.position(self) if self.pool is not None and self.waiting else None
+
+    def touch(self) -> None:
+        """Record page activity (resets the idle timer)."""
+        self.last_activity = time.monotonic()
+
+    def _idle_for(self) -> float:
+        return time.monotonic() - self.last_activity
+
+    def _idle_timeout(self) -> float:
+        return float(self.limits.idle_timeout_s) if self.limits is not None else math.inf
+
+    def _idle_text(self) -> str:
+        return (f"paused after {self._idle_timeout():.0f} s without activity in the page "
+                "(its training slot was freed); press Train to continue")
+
     def pause(self) -> None:
-        """Stop after the sample in progress (use :meth:`sync` to wait for it)."""
-        with self._cond:
-            self._want_running = False
-            self._cond.notify_all()
-        self._set(running=False)
+        """Stop after the sample in progress (use :meth:`sync` to wait for it); frees the
+        training slot (or the place in the queue for one)."""
+        self.touch()
+        self._pause()
+
+    def _pause(self, notice: str = "") -> None:
+        with self._slot_lock:
+            with self._cond:
+                self._want_running = False
+                self._cond.notify_all()
+            self._set(running=False, waiting=False, notice=notice)
+        self._release_slot()
 
     def step(self) -> Future:
         """Pause and train exactly one sample, published in full; the Future gives its Frame."""
@@ -376,6 +479,7 @@ class TrainingSession(param.Parameterized):
         ConfigError
             Unknown name or invalid value; nothing is queued.
         """
+        self.touch()
         changes = self.validate(**changes)
         return self._submit("apply", changes)
 
@@ -415,6 +519,7 @@ class TrainingSession(param.Parameterized):
             cleanup = True
         else:
             path, cleanup = Path(source), False
+        self.touch()
         try:
             meta, _, _ = load_checkpoint(path)
             rule_class(meta.get("rule", "?"))
@@ -485,10 +590,13 @@ class TrainingSession(param.Parameterized):
 
     def close(self, timeout: float = 2.0) -> bool:
         """Stop the worker and join it; True if it ended within ``timeout`` seconds."""
-        with self._cond:
-            self._stop = True
-            self._want_running = False
-            self._cond.notify_all()
+        with self._slot_lock:
+            with self._cond:
+                self._stop = True
+                self._want_running = False
+                self._cond.notify_all()
+            self._set(waiting=False)
+        self._release_slot()
         th = self._thread
         if th is not None and th is not threading.current_thread():
             th.join(timeout)
@@ -547,7 +655,25 @@ class TrainingSession(param.Parameterized):
             changes["seed"] = int(seed)
         if "traced" in changes:
             changes["traced"] = self._check_traced(changes["traced"], None)
+        if self.limits is not None:
+            rule_params = {k: v for k, v in changes.items() if k not in session_keys}
+            if rule_key == self.rule_name:
+                rule_params = {**{k: v for k, v in self.rule.config().items() if k in cls.param}, **rule_params}
+            try:
+                probe = cls(**rule_params)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(str(exc)) from None
+            self._check_limits(probe, changes.get("dataset", self.dataset), changes.get("hidden", self.hidden))
         return changes
+
+    def _check_limits(self, rule: LearningRule, dataset: str, hidden) -> None:
+        """Refuse (ConfigError) a network over this server's limits, before anything is allocated."""
+        if self.limits is None:
+            return
+        data = self._dataset(dataset)
+        sizes = (int(data.n_features), *(int(h) for h in hidden), int(data.n_classes))
+        itemsize = 8 if getattr(rule, "dtype", "float32") == "float64" else 4
+        check_network(sizes, time_steps(rule), self.limits, itemsize=itemsize)
 
     def _dataset(self, name: str) -> Dataset:
         if name in self._datasets:
@@ -633,6 +759,7 @@ class TrainingSession(param.Parameterized):
 
     def _build(self, rule: LearningRule, dataset: str, hidden: list[int], seed: int) -> Trainer:
         data = self._dataset(dataset)
+        self._check_limits(rule, dataset, hidden)
         arch = Architecture(n_inputs=data.n_features, hidden=list(hidden), n_outputs=data.n_classes)
         return Trainer(rule, data, arch, seed=seed, eval_limit=self.eval_limit)
 
@@ -661,7 +788,8 @@ class TrainingSession(param.Parameterized):
                 with self._cond:
                     self._want_running = False
                 try:
-                    self._set(error=f"{type(exc).__name__}: {exc}", running=False)
+                    self._set(error=f"{type(exc).__name__}: {exc}", running=False, waiting=False)
+                    self._release_slot()
                 except Exception:
                     pass
                 for fut in self._take_steps():
@@ -692,6 +820,9 @@ class TrainingSession(param.Parameterized):
             else:
                 fut.set_result(frame)
             self._sync_counters()
+        elif train and self._idle_for() > self._idle_timeout():
+            log.info("session idle for %.0f s: pausing it and freeing its training slot", self._idle_for())
+            self._pause(self._idle_text())
         elif train:
             self._train_one(force_publish=False)
             speed = float(self.speed)
@@ -805,7 +936,8 @@ class TrainingSession(param.Parameterized):
             log.error("training stopped: %s\n%s", exc, traceback.format_exc())
             with self._cond:
                 self._want_running = False
-            self._set(error=f"{type(exc).__name__}: {exc}", running=False)
+            self._set(error=f"{type(exc).__name__}: {exc}", running=False, waiting=False)
+            self._release_slot()
             return None
         self._samples += 1
         for observer in self.observers:
@@ -898,4 +1030,4 @@ def checkpoint_summary(data: bytes) -> dict:
 
 
 __all__ = ["TrainingSession", "Snapshot", "dataset_from_idx", "parse_traced", "shared_dataset",
-           "checkpoint_summary", "EMBEDDED_DATASETS", "MAX_TRACED"]
+           "checkpoint_summary", "live_sessions", "EMBEDDED_DATASETS", "MAX_TRACED"]

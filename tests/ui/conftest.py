@@ -125,7 +125,7 @@ def browser(playwright_instance, chromium_executable):
 class Server:
     """A ``panel serve apps/<app>.py`` subprocess on a free port."""
 
-    def __init__(self, app: str = "trainer", extra_args: list[str] | None = None):
+    def __init__(self, app: str = "trainer", extra_args: list[str] | None = None, env: dict | None = None):
         self.port = free_port()
         self.app = app
         ARTIFACTS.mkdir(exist_ok=True)
@@ -135,7 +135,7 @@ class Server:
                "--allow-websocket-origin", f"127.0.0.1:{self.port}",
                "--check-unused-sessions", "1000", "--liveness", *(extra_args or [])]
         self._log = open(self.log_path, "wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "BOKEH_BROWSER": "none"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "BOKEH_BROWSER": "none", **(env or {})}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}/{app}"
 
@@ -189,6 +189,24 @@ def trainer_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def app_server():
+    """Factory: ``app_server("compare", env={...})`` serves ``apps/<app>.py`` (ready) until the module ends."""
+    servers = []
+
+    def _start(app: str, env: dict | None = None, extra_args: list[str] | None = None) -> Server:
+        server = Server(app, extra_args=extra_args, env=env)
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    try:
+        yield _start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class Page:

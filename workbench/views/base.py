@@ -116,3 +116,34 @@ class FrameView(pn.viewable.Viewer):
             self.clear()
             return True
         return False
+
+
+# BokehJS 3.9 consults the CSS cascade (``getComputedStyle(el).getPropertyValue("--bk-...")``)
+# before every visual property read on every paint, to support CSS theming of canvas visuals
+# (bokeh/bokeh#13828; the cost is discussed in bokeh/bokeh#15286).  The workbench defines no
+# ``--bk-*`` variables, yet a profile of the trainer page while training showed 28 % of the
+# browser's main thread in ``getPropertyValue`` (plus the style recalculations it forces).
+# This shim answers those reads with "" (what an undefined custom property gives), so Bokeh
+# falls back to the model values at once.  Other property names are untouched.
+_CSS_SHIM = """
+if (!window.__wb_css_shim) {
+  window.__wb_css_shim = true;
+  const proto = CSSStyleDeclaration.prototype;
+  const original = proto.getPropertyValue;
+  proto.getPropertyValue = function (name) {
+    if (typeof name === "string" && name.startsWith("--bk-")) return "";
+    return original.call(this, name);
+  };
+}
+"""
+
+
+def install_render_shim(doc=None) -> None:
+    """Install the ``--bk-*`` CSS-read shortcut (see ``_CSS_SHIM``) in a served document."""
+    from bokeh.models import CustomJS
+
+    doc = doc if doc is not None else pn.state.curdoc
+    if doc is None or getattr(doc, "_wb_css_shim", False):
+        return
+    doc.js_on_event("document_ready", CustomJS(code=_CSS_SHIM))
+    doc._wb_css_shim = True

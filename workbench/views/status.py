@@ -33,7 +33,7 @@ def stylesheet() -> str:
 _BAR = ("display:flex;flex-wrap:wrap;gap:4px 14px;align-items:baseline;font-size:13px;padding:6px 8px;"
         "background:#f4f6fa;border:1px solid #dde3ec;border-radius:4px;font-variant-numeric:tabular-nums")
 _BADGE = "font-weight:600;padding:1px 8px;border-radius:10px;color:white;background:#7f7f7f"
-_STATE_COLORS = {"running": "#2ca02c", "paused": "#7f7f7f", "error": "#d62728"}
+_STATE_COLORS = {"running": "#2ca02c", "paused": "#7f7f7f", "error": "#d62728", "waiting": "#e67e00"}
 
 #: The status line: (css class of the value, label before it, label after it, tooltip).
 FIELDS = (
@@ -149,6 +149,11 @@ class StatusView(pn.viewable.Viewer):
             state, cls = "stopped on error", "error"
         elif session.running:
             state, cls = "training", "running"
+        elif getattr(session, "waiting", False):  # every training slot of the server is taken
+            pos = session.slot_position()
+            state, cls = (f"waiting for a free slot (#{pos} in queue)" if pos else "waiting for a free slot"), "waiting"
+        elif getattr(session, "notice", ""):  # paused by itself (idle timeout)
+            state, cls = "paused (idle)", "paused"
         else:
             state, cls = "paused", "paused"
         f = snap.frame if snap is not None else None
@@ -196,6 +201,8 @@ class MessageArea(pn.viewable.Viewer):
         self._kind = None
         self._error_text = None
         self._warning_text = None
+        self._notice = ""
+        self._waiting = False
 
     def __panel__(self):
         return pn.Column(self.error, self.alert, self.warning, sizing_mode="stretch_width", margin=0)
@@ -208,6 +215,16 @@ class MessageArea(pn.viewable.Viewer):
 
     def update(self, session, snap=None) -> None:
         """Mirror the session's error slot and warnings; let success / info messages fade after 8 s."""
+        notice, waiting = getattr(session, "notice", ""), bool(getattr(session, "waiting", False))
+        if notice != self._notice:  # paused by itself (idle timeout)
+            self._notice = notice
+            if notice:
+                self.show("warning", f"Training {notice}.")
+        if waiting != self._waiting:
+            self._waiting = waiting
+            if waiting:
+                self.show("info", "Every training slot of this server is in use: this session waits and "
+                                  "starts training by itself when one frees (Pause leaves the queue).")
         err = session.error
         if err != self._error_text:
             self._error_text = err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from engine.datasets import ASSETS
 from .. import urlstate
 from ..controls import ControlPanel
 from ..session import TrainingSession
+from .base import install_render_shim
 from .inputs import InputView
 from .metrics import MetricsView
 from .output import OutputView
@@ -35,16 +37,21 @@ from .status import MessageArea, StatusView, stylesheet
 from .traces import TraceView
 from .weights import WeightsView
 from .inspector import InspectorView
+from .gradients import GradientRasterView
+from .tausweep import TauSweepPanel
 
 log = logging.getLogger(__name__)
 
 TUTORIAL = Path(ASSETS) / "tutorials" / "trainer.md"
-#: Seconds without any browser connection after which a session's worker is stopped.
-DISCONNECT_GRACE = 2.0
+#: Seconds without any browser connection after which a session's worker is stopped
+#: (a timer started when the server sees the websocket close; see ``_hook_disconnect``).
+DISCONNECT_GRACE = 0.5
 #: Largest share of wall time one view's updates may take: a view slower than this share
 #: of the refresh period is updated less often.  Server-side view work holds the GIL the
 #: training worker needs, so a slow view costs training throughput directly.
 VIEW_BUDGET = 0.1
+#: A throttled view is never left more than this many seconds behind.
+MAX_VIEW_DELAY = 2.0
 #: GIL switch interval (s) while a page is served.  The worker releases the GIL in every
 #: numba kernel and BLAS call; with Python's default 5 ms the server thread then keeps
 #: the GIL for up to 5 ms each time it is busy, so each release can cost the worker that
@@ -69,11 +76,11 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.url_problems: list[str] = []
         if session is None:
             kwargs = urlstate.session_kwargs(setup or {})
-            try:
-                session = TrainingSession(**kwargs)
+            try:  # served: the server's training slots and limits (workbench/limits.py)
+                session = TrainingSession.served(**kwargs)
             except Exception as exc:  # a bad URL must not break the page: fall back to defaults
                 self.url_problems.append(f"setup from the URL refused ({exc}); using the defaults")
-                session = TrainingSession()
+                session = TrainingSession.served()
         self.session = session
         # publish a little faster than the page refreshes so each tick finds a new frame
         self.session.publish_interval = 0.5 / float(self.refresh_hz)
@@ -88,11 +95,17 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.metrics_view = MetricsView()
         self.weights_view = WeightsView()
         self.inspector = InspectorView(self.session)
+        # rule-specific parts: they show themselves only for their rule
+        self.gradient_view = GradientRasterView(visible=self.session.rule_name == "ssnn")
+        self.tau_sweep = TauSweepPanel(self.session)
         self.views = [self.input_view, self.output_view, self.weights_view, self.raster_view,
                       self.trace_view, self.signal_view, self.metrics_view, self.inspector]
+        self.views += [self.gradient_view, self.tau_sweep]
         self._callback = None
         self._view_errors: dict[str, str] = {}
         self._view_due: dict[int, float] = {}
+        #: Per throttled view, the newest snapshot it skipped (delivered when it is due).
+        self._view_pending: dict[int, object] = {}
         self._status_due = 0.0
         #: Seconds spent in each view's update (diagnostics, benchmarks).
         self.view_seconds: dict[str, float] = {}
@@ -111,6 +124,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
         """A workbench whose setup comes from the page URL (problems are shown in the page)."""
         query = urlstate.read_location()
         inspect = query.pop("inspect", None)
+        checkpoint = query.pop("checkpoint", None)  # a file in the run folder (results page links)
         setup, problems = urlstate.from_query(query)
         refresh = urlstate.query_value(query, "refresh")
         if refresh is not None and "refresh_hz" not in params:  # page option (benchmarks, slow machines)
@@ -119,6 +133,10 @@ class TrainerWorkbench(pn.viewable.Viewer):
             except ValueError:
                 problems.append(f"URL setting refresh={refresh!r} ignored: expected a rate in Hz")
         wb = cls(setup=setup, **params)
+        if checkpoint is not None:
+            problem = wb.checkpoint_from_url(checkpoint)
+            if problem:
+                problems.append(problem)
         if inspect is not None:
             problem = wb.inspect_from_url(inspect)
             if problem:
@@ -148,6 +166,13 @@ class TrainerWorkbench(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             # Bokeh checks the signature: exactly one argument named session_context
             pn.state.on_session_destroyed(self._session_destroyed)
+            doc.on_change(self._browser_activity)  # idle timeout (workbench/limits.py)
+
+    def _browser_activity(self, event) -> None:
+        """A change the browser sent (widget value, ...) restarts the session's idle timer."""
+        from bokeh.server.session import ServerSession
+        if isinstance(getattr(event, "setter", None), ServerSession):
+            self.session.touch()
 
     def _session_destroyed(self, session_context) -> None:
         log.info("browser session destroyed: stopping its training worker")
@@ -166,6 +191,9 @@ class TrainerWorkbench(pn.viewable.Viewer):
         count = getattr(server_session, "connection_count", None)
         if count is None:
             return
+        if not getattr(self, "_hooked", False):
+            self._hooked = True
+            self._hook_disconnect(server_session)
         now = time.monotonic()
         if count > 0:
             self._was_connected = True
@@ -177,9 +205,30 @@ class TrainerWorkbench(pn.viewable.Viewer):
                 log.info("browser disconnected: stopping the training worker")
                 self.close()
 
+    def _hook_disconnect(self, server_session) -> None:
+        """Stop the worker ``DISCONNECT_GRACE`` s after the page's last connection closed,
+        from a timer thread: it does not wait for the next tick, which a busy server delays
+        (the tick's own check stays as the fallback and stops the periodic callback)."""
+        unsubscribe = server_session.unsubscribe
+
+        def gone():
+            if server_session.connection_count == 0 and self.session.alive:
+                log.info("browser disconnected: stopping the training worker")
+                self.session.close()
+
+        def on_unsubscribe(connection):
+            unsubscribe(connection)
+            if server_session.connection_count == 0:
+                timer = threading.Timer(DISCONNECT_GRACE, gone)
+                timer.daemon = True
+                timer.start()
+
+        server_session.unsubscribe = on_unsubscribe
+
     def close(self) -> None:
         """Stop the periodic callback and the worker thread."""
         cb, self._callback = self._callback, None
+        self.tau_sweep.cancel()
         if cb is not None:
             try:
                 cb.stop()
@@ -197,6 +246,13 @@ class TrainerWorkbench(pn.viewable.Viewer):
                 if snap is not None:
                     for view in self.views:
                         self._update_view(view, snap)
+                elif self._view_pending:  # throttled views catch up once training stops publishing
+                    for view in self.views:
+                        pending = self._view_pending.get(id(view))
+                        if pending is not None and pending.generation != self.session.generation:
+                            self._view_pending.pop(id(view), None)  # from before a reset / rebuild
+                        elif pending is not None:
+                            self._update_view(view, pending)
                 if t0 >= self._status_due:
                     self._status_due = t0 + 1.0 / STATUS_RATE - 0.5 / float(self.refresh_hz)
                     self.status.update(self.session, snap)
@@ -219,12 +275,15 @@ class TrainerWorkbench(pn.viewable.Viewer):
         name = type(view).__name__
         t0 = time.perf_counter()
         if t0 < self._view_due.get(id(view), 0.0):
+            # keep the newest skipped snapshot: after a pause or a step no newer one may come
+            self._view_pending[id(view)] = snap
             return
+        self._view_pending.pop(id(view), None)
         try:
             view.update(snap)
             cost = time.perf_counter() - t0
             budget = VIEW_BUDGET / float(self.refresh_hz)
-            due = t0 + cost * (1.0 / VIEW_BUDGET) if cost > budget else 0.0
+            due = t0 + min(cost * (1.0 / VIEW_BUDGET), MAX_VIEW_DELAY) if cost > budget else 0.0
             rate = getattr(view, "max_rate", None)
             if rate:
                 due = max(due, t0 + 1.0 / float(rate) - 0.5 / float(self.refresh_hz))
@@ -238,6 +297,17 @@ class TrainerWorkbench(pn.viewable.Viewer):
                 self.messages.show("danger", text)
         else:
             self._view_errors.pop(name, None)
+
+    def checkpoint_from_url(self, value) -> str | None:
+        """Load ``?checkpoint=REL`` (relative to the run folder, never outside it); returns a problem or None."""
+        from ..runs import checkpoint_path
+        text = urlstate.query_value({"c": value}, "c") or ""
+        try:
+            message = self.session.load_checkpoint(checkpoint_path(text)).result(timeout=60)
+        except Exception as exc:
+            return f"URL setting checkpoint={text[:80]!r} ignored ({exc})"
+        self.messages.show("info", message)
+        return None
 
     def inspect_from_url(self, value) -> str | None:
         """Select the inspected neuron from a URL value ``"layer:index"``; returns a problem or None."""
@@ -278,9 +348,11 @@ class TrainerWorkbench(pn.viewable.Viewer):
             pn.Row(pn.Column(self.raster_view, **card, styles={"flex": "2 1 0"}),
                    pn.Column(self.trace_view, self.signal_view, **card, styles={"flex": "1.4 1 0"}),
                    sizing_mode="stretch_width"),
+            self.gradient_view,
             pn.Row(pn.Column(self.metrics_view, **card), sizing_mode="stretch_width"),
             pn.Card(self.inspector, title="Neuron inspector: where a neuron's error comes from",
                     collapsed=False, sizing_mode="stretch_width", margin=(4, 4), css_classes=["inspector-card"]),
+            self.tau_sweep,
             sizing_mode="stretch_width",
         )
 
@@ -298,5 +370,6 @@ class TrainerWorkbench(pn.viewable.Viewer):
             title=title, sidebar=[self.sidebar()], main=[self.main()], sidebar_width=340,
             header_background="#23395d", raw_css=[stylesheet()])
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            install_render_shim(pn.state.curdoc)
             self.start()
         return tmpl
