@@ -37,6 +37,25 @@ def test_train_resume_eval(tmp_path):
     assert "accuracy" in r.stdout
 
 
+def test_train_stidi_conv_binary_and_resume(tmp_path):
+    out = tmp_path / "conv"
+    args = ("train", "--rule", "stidi", "--arch", "conv", "--binary", "--epochs", "1", "--train-limit", "40",
+            "--eval-limit", "20", "--out", str(out), "--no-progress", "-p", "conv_maps=[4, 8]")
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["rule_params"]["arch_kind"] == "conv" and cfg["rule_params"]["binary"] is True
+    r = run(*[a if a != "1" else "2" for a in args], "--resume")  # conv checkpoints reload
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout and "epoch 1: train" in r.stdout
+
+
+def test_arch_flag_on_a_rule_without_it_is_a_usage_error(tmp_path):
+    r = run("train", "--rule", "desire", "--arch", "conv", "--out", str(tmp_path / "x"), "--no-progress")
+    assert r.returncode == 2
+    assert "--arch does not apply to rule 'desire'" in r.stderr + r.stdout
+
+
 @pytest.mark.parametrize("args,msg", [
     (["train", "--rule", "nope"], "unknown learning rule 'nope'; available rules: "),
     (["train", "-p", "v_th=-1"], "v_th"),

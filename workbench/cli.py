@@ -127,7 +127,11 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
           resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.npz."),
           eval_limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test samples only."),
           train_limit: Optional[int] = typer.Option(None, help="Train on the first N training samples only."),
-          progress: bool = typer.Option(True, help="Show a progress bar.")):
+          progress: bool = typer.Option(True, help="Show a progress bar."),
+          arch: Optional[str] = typer.Option(None, help="Network kind of rules that have one (stidi: dense or "
+                                                        "conv); the same as -p arch_kind=..."),
+          binary: Optional[bool] = typer.Option(None, "--binary/--real", help="Binary weights (stidi); the same "
+                                                                              "as -p binary=true.")):
     """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
     from tqdm import tqdm
 
@@ -139,6 +143,12 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
     with _Guard():
         params = _parse_params(param)
         cls = rule_class(rule)
+        for name, value, flag in (("arch_kind", arch, "--arch"), ("binary", binary, "--binary")):
+            if value is None:
+                continue
+            if name not in cls.param:
+                _fail(f"{flag} does not apply to rule {rule!r} (it has no {name!r} parameter)")
+            params[name] = value
         presets = getattr(sys.modules[cls.__module__], "PRESETS", {})
         hidden_sizes = list(cls.default_hidden)
         if preset is not None:
