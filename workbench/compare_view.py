@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import html
 import logging
-import sys
 import time
 
 import numpy as np
@@ -33,7 +32,6 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, LinearAxis, Legend, LegendItem, LinearColorMapper, Range1d
 from bokeh.palettes import Category10_10
-from panel.io.callbacks import PeriodicCallback
 
 from engine.errors import SpikeWorkbenchError
 from engine.network import Architecture
@@ -42,7 +40,7 @@ from engine.rules import rule_class, rule_names
 from .compare import (EMBEDDED_DATASETS, MAX_PANES, MIN_PANES, CompareSession, PaneSpec, check_hidden,
                       from_query, parse_settings, to_query)
 from .pagestate import value_text
-from .views.base import GREYS, image_of, install_render_shim, make_figure, nice_ceiling, set_range
+from .views.base import GREYS, image_of, make_figure, nice_ceiling, set_range, start_periodic, stop_periodic
 from .views.raster import RasterView
 from .views.signal import SignalView
 from .views.status import stylesheet
@@ -57,7 +55,6 @@ SPEEDS = {"full speed": 0.0, "50 samples/s": 50.0, "10 samples/s": 10.0, "2 samp
 ROLLOVER = 20000
 #: Curves and readouts are refreshed at most this often (Hz); rasters every tick.
 CURVE_RATE = 2.0
-SWITCH_INTERVAL = 0.0005
 
 
 class EncodingView:
@@ -431,29 +428,14 @@ class CompareApp(pn.viewable.Viewer):
     def start(self) -> None:
         if self._callback is not None:
             return
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
-        install_render_shim(pn.state.curdoc)
-        self._callback = PeriodicCallback(callback=self.tick, period=int(round(1000 / self.refresh_hz)),
-                                          background=True, log=False)
-        self._callback.start()
-        doc = pn.state.curdoc
-        periodic = getattr(pn.state, "_periodic", None)
-        if doc is not None and isinstance(periodic, dict):
-            periodic.setdefault(doc, []).append(self._callback)
-        if doc is not None and doc.session_context is not None:
-            pn.state.on_session_destroyed(self._session_destroyed)
+        self._callback = start_periodic(self.tick, self.refresh_hz, self._session_destroyed)
 
     def _session_destroyed(self, session_context) -> None:
         self.close()
 
     def close(self) -> None:
         cb, self._callback = self._callback, None
-        if cb is not None:
-            try:
-                cb.stop()
-            except Exception:
-                pass
+        stop_periodic(cb)
         self.session.close()
 
     # ------------------------------------------------------------------ periodic

@@ -46,7 +46,6 @@ True
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import tempfile
@@ -67,7 +66,7 @@ from engine.datasets import Dataset, available, images_and_labels, load_dataset,
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.frame import Frame, Record
 from engine.network import Architecture
-from engine.rules import LearningRule, make_rule, rule_class, rule_names
+from engine.rules import LearningRule, make_rule, rule_class
 from engine.trainer import EpochResult, Trainer
 
 from .limits import Limits, SlotPool, check_network, time_steps
@@ -148,7 +147,7 @@ def dataset_from_idx(files: dict[str, bytes], test_fraction: float = 0.2, seed: 
         image_shape = tuple(tr_x[1].shape[1:])
         name = tr_x[0]
     elif len(images) == 1 and len(labels) == 1:
-        (n_x, x), (n_y, y) = next(iter(images.items())), next(iter(labels.items()))
+        (n_x, x), (_, y) = next(iter(images.items())), next(iter(labels.items()))
         x, y = images_and_labels(x, y, n_x)
         n = len(y)
         n_test = int(round(n * test_fraction))

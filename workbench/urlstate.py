@@ -17,9 +17,7 @@ they differ from the rule's defaults, so a default setup has a short URL.
 from __future__ import annotations
 
 from typing import Any, Mapping
-from urllib.parse import parse_qsl, urlencode
-
-import param
+from urllib.parse import urlencode
 
 from engine.errors import ConfigError
 from engine.network import Architecture

@@ -15,6 +15,8 @@ copied next to it); they never touch the model.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import panel as pn
 from bokeh.models import Range1d
@@ -147,3 +149,44 @@ def install_render_shim(doc=None) -> None:
         return
     doc.js_on_event("document_ready", CustomJS(code=_CSS_SHIM))
     doc._wb_css_shim = True
+
+
+#: GIL switch interval (s) while a page is served.  The worker releases the GIL in every
+#: numba kernel and BLAS call; with Python's default 5 ms the server thread then keeps
+#: the GIL for up to 5 ms each time it is busy, so each release can cost the worker that
+#: long (the "convoy effect").  A shorter interval hands it back sooner.
+SWITCH_INTERVAL = 0.0005
+
+
+def start_periodic(tick, refresh_hz: float, on_destroyed=None):
+    """Start a page's periodic callback in the current server session and return it.
+
+    Shared by the live pages: lowers the GIL switch interval, installs the CSS-read
+    shim, runs ``tick`` every ``1 / refresh_hz`` s as a *background* callback (no busy
+    indicator, no log record per call), registers it so Panel stops it with the
+    session, and calls ``on_destroyed(session_context)`` when the session ends.
+    """
+    from panel.io.callbacks import PeriodicCallback
+
+    if sys.getswitchinterval() > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
+    doc = pn.state.curdoc
+    install_render_shim(doc)
+    callback = PeriodicCallback(callback=tick, period=int(round(1000 / refresh_hz)), background=True, log=False)
+    callback.start()
+    periodic = getattr(pn.state, "_periodic", None)
+    if doc is not None and isinstance(periodic, dict):
+        periodic.setdefault(doc, []).append(callback)
+    if on_destroyed is not None and doc is not None and doc.session_context is not None:
+        # Bokeh checks the signature: exactly one argument named session_context
+        pn.state.on_session_destroyed(on_destroyed)
+    return callback
+
+
+def stop_periodic(callback) -> None:
+    """Stop a callback from :func:`start_periodic` (``None`` and repeated stops are fine)."""
+    if callback is not None:
+        try:
+            callback.stop()
+        except Exception:  # already stopped with its session
+            pass

@@ -7,7 +7,6 @@ network actually receives after the rate code (and input dropout).
 
 from __future__ import annotations
 
-import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Label, LinearColorMapper
 from bokeh.palettes import Magma256

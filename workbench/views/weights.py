@@ -78,7 +78,5 @@ class WeightsView(FrameView):
         h, w = img.shape
         set_range(self.figure.x_range, 0, w)
         set_range(self.figure.y_range, 0, h)
-        ids = snap.field_ids
-        label = f"neurons {ids[0]}..{ids[-1]}" if ids is not None and len(ids) else ""
         self.figure.title.text = f"Layer-1 receptive fields (±{m:.2g})"
         self.source.data = dict(image=[img], x=[0], y=[0], dw=[w], dh=[h])

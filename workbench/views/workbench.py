@@ -13,21 +13,19 @@ updating); closing the tab stops the callback and the worker thread
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from pathlib import Path
 
 import panel as pn
 import param
-from panel.io.callbacks import PeriodicCallback
 
 from engine.datasets import ASSETS
 
 from .. import urlstate
 from ..controls import ControlPanel
 from ..session import TrainingSession
-from .base import install_render_shim
+from .base import start_periodic, stop_periodic
 from .inputs import InputView
 from .metrics import MetricsView
 from .output import OutputView
@@ -52,11 +50,6 @@ DISCONNECT_GRACE = 0.5
 VIEW_BUDGET = 0.1
 #: A throttled view is never left more than this many seconds behind.
 MAX_VIEW_DELAY = 2.0
-#: GIL switch interval (s) while a page is served.  The worker releases the GIL in every
-#: numba kernel and BLAS call; with Python's default 5 ms the server thread then keeps
-#: the GIL for up to 5 ms each time it is busy, so each release can cost the worker that
-#: long (the "convoy effect").  A shorter interval hands it back sooner.
-SWITCH_INTERVAL = 0.0005
 #: Updates per second of the status line (a text change costs the browser ~10 ms).
 STATUS_RATE = 5.0
 
@@ -151,21 +144,9 @@ class TrainerWorkbench(pn.viewable.Viewer):
         """Start the periodic callback and register the teardown (inside a server session)."""
         if self._callback is not None:
             return
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
-        # background=True: the callback does not toggle the page's busy indicator, which
-        # would cost two extra messages and a spinner animation per tick; log=False: no
-        # log record per call
-        self._callback = PeriodicCallback(callback=self.tick, period=int(round(1000 / self.refresh_hz)),
-                                          background=True, log=False)
-        self._callback.start()
+        self._callback = start_periodic(self.tick, self.refresh_hz, self._session_destroyed)
         doc = pn.state.curdoc
-        periodic = getattr(pn.state, "_periodic", None)
-        if doc is not None and isinstance(periodic, dict):  # Panel also stops it with the session
-            periodic.setdefault(doc, []).append(self._callback)
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            # Bokeh checks the signature: exactly one argument named session_context
-            pn.state.on_session_destroyed(self._session_destroyed)
+        if doc is not None and doc.session_context is not None:
             doc.on_change(self._browser_activity)  # idle timeout (workbench/limits.py)
 
     def _browser_activity(self, event) -> None:
@@ -229,11 +210,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
         """Stop the periodic callback and the worker thread."""
         cb, self._callback = self._callback, None
         self.tau_sweep.cancel()
-        if cb is not None:
-            try:
-                cb.stop()
-            except Exception:
-                pass
+        stop_periodic(cb)
         self.session.close()
 
     # ------------------------------------------------------------------ periodic
@@ -370,6 +347,5 @@ class TrainerWorkbench(pn.viewable.Viewer):
             title=title, sidebar=[self.sidebar()], main=[self.main()], sidebar_width=340,
             header_background="#23395d", raw_css=[stylesheet()])
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            install_render_shim(pn.state.curdoc)
             self.start()
         return tmpl
