@@ -27,7 +27,7 @@ def test_merge_replaces_a_rerun_benchmark_and_keeps_the_order():
 def test_readme_table_lines():
     rows = [row("desire", "ms per sample", 2.034567, unit="ms", reference="NumPy", reference_value=4.1,
                 ratio=2.0166, target="<= 5 ms"),
-            row("ui", "rendered updates/s", "", unit="1/s"),
+            row("ui", "rendered updates/s", "", unit="1/s", reference_value="nan", ratio="nan"),
             {"benchmark": "cuba", "metric": "error", "notes": "RuntimeError: no brian2"}]
     text = readme_table(rows, "header line")
     lines = text.splitlines()

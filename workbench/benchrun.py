@@ -98,9 +98,10 @@ def _num(v) -> str:
     if v in (None, ""):
         return ""
     try:
-        return f"{float(v):.4g}"
+        x = float(v)
     except (TypeError, ValueError):
         return str(v)
+    return "" if x != x else f"{x:.4g}"  # NaN: not measured
 
 
 def readme_table(rows: list[dict], header: str) -> str:
