@@ -285,15 +285,25 @@ class Page:
 
 
 @pytest.fixture
-def open_page(browser, trainer_server):
-    """Factory: ``open_page(query="")`` opens the trainer in a fresh browser context."""
+def open_url(browser):
+    """Factory: ``open_url(url, cls=Page)`` opens ``url`` in a fresh browser context
+    (closed when the test ends) and returns ``cls(context, url)``."""
     contexts = []
 
-    def _open(query: str = "", viewport=(1500, 1100)) -> Page:
+    def _open(url: str, cls=Page, viewport=(1500, 1100)):
         ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         contexts.append(ctx)
-        return Page(ctx, trainer_server.url + query)
+        return cls(ctx, url)
 
     yield _open
     for ctx in contexts:
         ctx.close()
+
+
+@pytest.fixture
+def open_page(open_url, trainer_server):
+    """Factory: ``open_page(query="")`` opens the trainer in a fresh browser context."""
+    def _open(query: str = "", viewport=(1500, 1100)) -> Page:
+        return open_url(trainer_server.url + query, viewport=viewport)
+
+    return _open

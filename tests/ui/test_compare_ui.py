@@ -63,17 +63,11 @@ def results_server(app_server, sweep_root):
 
 
 @pytest.fixture
-def open_app(browser):
-    contexts = []
-
+def open_app(open_url):
     def _open(server, query: str = "", cls=AppPage, viewport=(1500, 1100)):
-        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-        contexts.append(ctx)
-        return cls(ctx, server.url + query)
+        return open_url(server.url + query, cls=cls, viewport=viewport)
 
-    yield _open
-    for ctx in contexts:
-        ctx.close()
+    return _open
 
 
 def _curve(p: AppPage, k: int, column: str = "acc") -> list:

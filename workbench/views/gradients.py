@@ -24,7 +24,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Range1d, Span
 
 from .base import FrameView, make_figure, set_range
-from .raster import MAX_BANDS, RASTER_PALETTE, bin_raster
+from .raster import MAX_BANDS, RASTER_PALETTE, bin_raster, layer_labels
 
 _BAND = 0.9
 
@@ -118,13 +118,8 @@ class GradientRasterView(FrameView):
         if key == self._layout_key:
             return
         self._layout_key = key
-        ticks = [b + 0.5 for b in range(len(layers))]
-        self.ticker.ticks = ticks
-        labels = {}
-        for t, l in zip(ticks, layers):
-            n = frame.layer_sizes[l]
-            k = max(1, int(np.ceil(n / self.max_rows)))
-            labels[t] = f"{frame.layer_names[l]} ({n})" + (f"\n{k} per row" if k > 1 else "")
+        labels = layer_labels(frame, layers, self.max_rows)
+        self.ticker.ticks = list(labels)
         for fig in self.figures:  # labels on all three: equal plot widths, each panel readable alone
             fig.yaxis.major_label_overrides = labels
         for k, span in enumerate(self._spans):

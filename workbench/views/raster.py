@@ -73,6 +73,22 @@ def bin_raster(t: np.ndarray, i: np.ndarray, n_neurons: int, n_steps: int, max_r
     return img, k
 
 
+def layer_labels(frame, layers, max_rows: int, exact=None) -> dict[float, str]:
+    """Y-axis labels of stacked raster bands: ``{band centre: "name (size)[\\nk per row]"}``.
+
+    Band ``b`` (one per entry of ``layers``) is centred at ``b + 0.5``; a layer wider
+    than ``max_rows`` is binned, ``k`` neurons per row, unless ``exact[b]`` says its
+    spikes are drawn one tick per neuron.
+    """
+    labels = {}
+    for b, l in enumerate(layers):
+        n = frame.layer_sizes[l]
+        k = max(1, int(np.ceil(n / max_rows)))
+        binned = k > 1 and not (exact is not None and exact[b])
+        labels[b + 0.5] = f"{frame.layer_names[l]} ({n})" + (f"\n{k} per row" if binned else "")
+    return labels
+
+
 class RasterView(FrameView):
     """Spike raster per layer (time on x, layers as bands on y)."""
 
@@ -135,13 +151,8 @@ class RasterView(FrameView):
         if key == self._layout_key:
             return
         self._layout_key = key
-        ticks = [b + 0.5 for b in range(len(layers))]
-        self.ticker.ticks = ticks
-        labels = {}
-        for t, l, ex in zip(ticks, layers, exact):
-            n = frame.layer_sizes[l]
-            k = max(1, int(np.ceil(n / self.max_rows)))
-            labels[t] = f"{frame.layer_names[l]} ({n})" + (f"\n{k} per row" if k > 1 and not ex else "")
+        labels = layer_labels(frame, layers, self.max_rows, exact)
+        self.ticker.ticks = list(labels)
         self.figure.yaxis.major_label_overrides = labels
         for k, span in enumerate(self._spans):
             b = k + 1
