@@ -89,7 +89,11 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
                          "(default: SPIKEWB_MEMORY_MB, else 1024)."),
           idle_timeout: Optional[float] = typer.Option(
               None, help="Seconds without page activity after which a training session is paused and "
-                         "frees its slot (default: SPIKEWB_IDLE_TIMEOUT, else 900).")):
+                         "frees its slot (default: SPIKEWB_IDLE_TIMEOUT, else 900)."),
+          reconnect: Optional[float] = typer.Option(
+              None, "--reconnect", metavar="SECONDS",
+              help="Keep a closed or reloaded trainer tab's training running this long so the same "
+                   "browser can reattach to it; 0 = off (default: SPIKEWB_RECONNECT, else 0).")):
     """Serve the workbench apps in the browser (embedded default data, no download)."""
     from engine.errors import ConfigError
     from workbench.limits import Limits
@@ -97,7 +101,7 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
     try:
         limits = Limits.from_env()
         values = {"max_training": max_training, "max_synapses": max_synapses, "max_steps": max_steps,
-                  "memory_mb": memory_mb, "idle_timeout_s": idle_timeout}
+                  "memory_mb": memory_mb, "idle_timeout_s": idle_timeout, "reconnect_s": reconnect}
         limits.param.update(**{k: v for k, v in values.items() if v is not None})
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))

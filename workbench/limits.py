@@ -1,4 +1,4 @@
-"""Resource limits for a served workbench: training slots, network size, memory, idle time.
+"""Resource limits for a served workbench: training slots, network size, memory, idle and reattach times.
 
 One process serves many browser sessions.  :class:`SlotPool` bounds how many of
 them train at the same time (default: one per core); the others wait in
@@ -33,10 +33,14 @@ class Limits(param.Parameterized):
                              doc="Estimated memory of a session's network must stay below this.")
     idle_timeout_s = param.Number(900.0, bounds=(1.0, 10**7), label="Idle pause (s)",
                                   doc="A training session with no page activity for this long is paused.")
+    reconnect_s = param.Number(0.0, bounds=(0.0, 86400.0), label="Reattach window (s)",
+                               doc="A trainer page that closes or reloads leaves its training running this "
+                                   "long, so the same browser can reattach to it (workbench/reconnect.py); "
+                                   "0 stops the training at once.")
 
     ENV = {"max_training": "SPIKEWB_MAX_TRAINING", "max_synapses": "SPIKEWB_MAX_SYNAPSES",
            "max_steps": "SPIKEWB_MAX_STEPS", "memory_mb": "SPIKEWB_MEMORY_MB",
-           "idle_timeout_s": "SPIKEWB_IDLE_TIMEOUT"}
+           "idle_timeout_s": "SPIKEWB_IDLE_TIMEOUT", "reconnect_s": "SPIKEWB_RECONNECT"}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Limits":

@@ -10,7 +10,9 @@ The limits of :mod:`workbench.limits` (training slots, network size, T,
 memory, idle timeout) are passed to the apps through ``SPIKEWB_*``
 environment variables, so ``panel serve apps/*.py`` honours them too.
 ``GET /health`` answers a small JSON document (live sessions, training and
-waiting counts, worker threads, resident memory) for monitoring and tests.
+waiting counts, parked sessions, worker threads, resident memory) for
+monitoring and tests.  With ``reconnect_s`` above 0 a closed or reloaded
+trainer tab leaves its training parked for that long (:mod:`workbench.reconnect`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class _Trimmer:
 def health(bokeh_sessions: int | None = None) -> dict:
     """What ``GET /health`` reports: this process's sessions, slots and memory."""
     from .limits import server_limits, training_pool
+    from .reconnect import registry
     from .session import live_sessions
 
     pool = training_pool()
@@ -97,6 +100,7 @@ def health(bokeh_sessions: int | None = None) -> dict:
         "running": sum(1 for x in sessions if x.running),
         "training": training,
         "waiting": waiting,
+        "parked": registry().count(),
         "slots": pool.size,
         "workers": workers,
         "session_objects": len(_session_objects()),
@@ -224,8 +228,9 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
     pn.state.schedule_task("spikewb-release-memory", _Trimmer(), period="5s")
     lim = server_limits()
     log.info("serving %s on http://%s:%s/%s (training slots %d, max %s synapses, T <= %d, %.0f MB per "
-             "session, idle pause after %.0f s)", ", ".join(routes), address, port, index, lim.max_training,
-             f"{lim.max_synapses:,}", lim.max_steps, lim.memory_mb, lim.idle_timeout_s)
+             "session, idle pause after %.0f s, reattach window %.0f s)", ", ".join(routes), address, port, index,
+             lim.max_training, f"{lim.max_synapses:,}", lim.max_steps, lim.memory_mb, lim.idle_timeout_s,
+             lim.reconnect_s)
     return pn.serve({**routes, "/": routes[index]} if len(routes) > 1 else routes, **opts)
 
 

@@ -5,6 +5,9 @@ Real server (a ``spikewb serve`` subprocess with its ``/health`` and
 
 * disconnect: a page's worker thread is gone (seen from the server) within 2 s
   of the page closing or reloading;
+* reattach (``--reconnect S``, opt-in): a reload or a reopened tab of the same
+  browser takes its running training back; a second tab beside a live one
+  does not; a training nobody takes back stops when the S seconds are up;
 * load: 20 browser contexts against ``--max-training 2``: two train, eighteen
   show "waiting for a free slot", each starts by itself when a running page
   pauses, all get frames, none errors, and the server's memory after all
@@ -88,8 +91,77 @@ def test_closed_or_reloaded_page_stops_its_worker_within_2s(browser, limited_ser
         if how == "reload":
             p.wait_ready()  # the reloaded page is a new, working session
             assert p.state() == "paused" and p.errors == [], p.errors
+            assert p.samples() == 0  # without --reconnect a reload starts afresh
             p.context.close()
         before = set(srv.health()["workers"]) - mine
+
+
+# ---------------------------------------------------------------------------- reattach
+#: Reattach window of the reattach test's server (s): short, so the expiry is seen quickly.
+RECONNECT = 4.0
+
+
+def test_reload_or_reopen_reattaches_to_the_running_training(browser):
+    srv = _start("--max-training", "2", "--idle-timeout", "600", "--reconnect", str(RECONNECT))
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        p = Page(ctx, srv.url + SMALL)
+        p.button(TRAIN).click()
+        wait_until(lambda: p.samples() >= 20, 60, message="training")
+        mine = set(srv.health()["workers"])
+        assert len(mine) == 1, mine
+
+        # reload: the new page takes the training over from the old one (still connected
+        # when the new page is built), no new worker, no reset of the counters
+        before = p.samples()
+        p.page.reload(wait_until="commit")
+        p.wait_ready()
+        after = p.samples()
+        wait_until(lambda: "Reattached to your running training" in _messages(p), 20,
+                   message="the reattach message")
+        print(f"\nreload: {before} samples before, {after} right after the reload")
+        assert after >= before, (before, after)
+        wait_until(lambda: p.state() == "training", 20, message="the reattached page training")
+        time.sleep(2 * 0.5 + 1.0)  # the old page's close is handled: it must leave the training alone
+        h = srv.health()
+        assert set(h["workers"]) == mine and h["sessions"] == 1 and h["parked"] == 0, h
+        wait_until(lambda: p.samples() > after, 30, message="training going on after the reload")
+
+        # close the tab (its beforeunload runs, as in a browser) and open the trainer again
+        # in the same browser: the parked training is taken back
+        closed_at = p.samples()
+        p.page.close(run_before_unload=True)
+        wait_until(lambda: srv.health()["parked"] == 1, 10, 0.05, message="the session parked")
+        p2 = Page(ctx, srv.url)
+        wait_until(lambda: "Reattached to your running training" in _messages(p2), 20,
+                   message="the reattach message after reopening")
+        print(f"reopen: {closed_at} samples when closed, {p2.samples()} in the reopened page")
+        assert p2.samples() >= closed_at
+        h = srv.health()
+        assert set(h["workers"]) == mine and h["sessions"] == 1 and h["parked"] == 0, h
+
+        # a second tab beside a live one gets its own session
+        p3 = Page(ctx, srv.url + SMALL)
+        assert p3.samples() == 0 and "Reattached" not in _messages(p3)
+        assert srv.health()["sessions"] == 2
+        assert p2.errors == [] and p3.errors == [], (p2.errors, p3.errors)
+
+        # the whole browser goes away: both sessions park and stop when the window ends
+        ctx.close()
+        t0 = time.monotonic()
+        wait_until(lambda: srv.health()["parked"] == 2, 10, 0.05, message="both sessions parked")
+        alive_for = wait_until(lambda: not (mine & set(srv.health()["workers"])) and time.monotonic() - t0,
+                               RECONNECT + 10, 0.05, message="the parked worker to end")
+        print(f"parked worker ended {alive_for:.2f} s after the browser closed (window {RECONNECT:.0f} s)")
+        assert RECONNECT - 1.0 < alive_for < RECONNECT + 3.0, alive_for
+        wait_until(lambda: (h := srv.health())["sessions"] == 0 and h["training"] == 0 and h["parked"] == 0,
+                   10, message="every session stopped")
+    finally:
+        try:
+            ctx.close()
+        except Exception:
+            pass
+        srv.stop()
 
 
 # ---------------------------------------------------------------------------- fuzz

@@ -8,11 +8,18 @@ snapshot and updates every view inside one ``pn.io.hold()`` block.  An
 exception in a view is caught and shown in the page (the other views keep
 updating); closing the tab stops the callback and the worker thread
 (``pn.state.on_session_destroyed``).
+
+With a reattach window (``spikewb serve --reconnect S``, see
+:mod:`workbench.reconnect`) a page that closes or reloads parks its session
+instead of stopping it, and the next trainer page of the same browser within
+``S`` seconds takes it over (the URL setup is then ignored).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -22,7 +29,7 @@ import param
 
 from engine.datasets import ASSETS
 
-from .. import urlstate
+from .. import reconnect, urlstate
 from ..controls import ControlPanel
 from ..session import TrainingSession
 from .base import start_periodic, stop_periodic
@@ -67,6 +74,17 @@ class TrainerWorkbench(pn.viewable.Viewer):
     def __init__(self, session: TrainingSession | None = None, setup: dict | None = None, **params):
         super().__init__(**params)
         self.url_problems: list[str] = []
+        #: Seconds a page that goes away leaves its training parked (0: stop it at once).
+        self.reconnect_s = 0.0
+        #: This page's token in the reattach registry (None: reattaching is off).
+        self._token: str | None = None
+        self._release_lock = threading.Lock()
+        self._released = False
+        #: True when this page took over a running session of an earlier page.
+        self.reattached = False
+        self._replay = None
+        if session is None:
+            session = self._reattach()
         if session is None:
             kwargs = urlstate.session_kwargs(setup or {})
             try:  # served: the server's training slots and limits (workbench/limits.py)
@@ -109,7 +127,34 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.tick_seconds = 0.0
         for p in self.url_problems:
             self.messages.show("warning", p)
+        if self.reconnect_s > 0:
+            self._token = reconnect.registry().attach(self.session)
+        #: Shown at the first update after the browser connected (a page can take seconds to
+        #: load, and info messages fade 8 s after they are shown).
+        self._reattach_note = (f"Reattached to your running training ({self.session.samples:,} samples so "
+                               "far); the setup in the link was not applied." if self.reattached else None)
         self.status.update(self.session)  # the page opens with the values, not dashes
+
+    def _reattach(self) -> TrainingSession | None:
+        """The running session this browser left (cookie token), when served with a reattach window."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            return None
+        from ..limits import server_limits
+        self.reconnect_s = float(server_limits().reconnect_s)
+        if self.reconnect_s <= 0:
+            return None
+        session = reconnect.registry().claim(pn.state.cookies.get(reconnect.COOKIE))
+        if session is None:
+            return None
+        log.info("page reattached to a running training session (%d samples)", session.samples)
+        # the earlier page's inspector recording belongs to a page that is gone
+        session.observers[:] = []
+        session.set_extra_record()
+        session.touch()
+        self.reattached = True
+        self._replay = session.latest  # the earlier page took it: show it once, training may be paused
+        return session
 
     # ------------------------------------------------------------------ factory
     @classmethod
@@ -126,6 +171,8 @@ class TrainerWorkbench(pn.viewable.Viewer):
             except ValueError:
                 problems.append(f"URL setting refresh={refresh!r} ignored: expected a rate in Hz")
         wb = cls(setup=setup, **params)
+        if wb.reattached:  # the running training is kept: nothing of the link is applied
+            return wb
         if checkpoint is not None:
             problem = wb.checkpoint_from_url(checkpoint)
             if problem:
@@ -148,6 +195,28 @@ class TrainerWorkbench(pn.viewable.Viewer):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             doc.on_change(self._browser_activity)  # idle timeout (workbench/limits.py)
+            if self._token is not None:
+                self._install_reattach_cookie(doc)
+
+    def _install_reattach_cookie(self, doc) -> None:
+        """Let the browser keep this page's token in a cookie while the page goes away.
+
+        The cookie is written on ``beforeunload`` / ``pagehide`` only (a reload sends
+        it; a second tab opened beside this one does not) and deleted once a page is
+        ready, so it exists only between a page leaving and the next one arriving
+        (at most ``reconnect_s`` seconds).  Never part of the URL.
+        """
+        from bokeh.models import CustomJS
+
+        code = f"""
+const name = {json.dumps(reconnect.COOKIE)}, token = {json.dumps(self._token)};
+const tail = "; path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
+document.cookie = name + "=; max-age=0" + tail;
+const keep = () => {{ document.cookie = name + "=" + token + "; max-age={max(1, math.ceil(self.reconnect_s))}" + tail; }};
+window.addEventListener("beforeunload", keep);
+window.addEventListener("pagehide", keep);
+"""
+        doc.js_on_event("document_ready", CustomJS(code=code))
 
     def _browser_activity(self, event) -> None:
         """A change the browser sent (widget value, ...) restarts the session's idle timer."""
@@ -156,7 +225,6 @@ class TrainerWorkbench(pn.viewable.Viewer):
             self.session.touch()
 
     def _session_destroyed(self, session_context) -> None:
-        log.info("browser session destroyed: stopping its training worker")
         self.close()
 
     def _watch_connection(self) -> None:
@@ -183,7 +251,6 @@ class TrainerWorkbench(pn.viewable.Viewer):
             if self._disconnected_since is None:
                 self._disconnected_since = now
             elif now - self._disconnected_since > DISCONNECT_GRACE:
-                log.info("browser disconnected: stopping the training worker")
                 self.close()
 
     def _hook_disconnect(self, server_session) -> None:
@@ -194,8 +261,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
 
         def gone():
             if server_session.connection_count == 0 and self.session.alive:
-                log.info("browser disconnected: stopping the training worker")
-                self.session.close()
+                self._release_session()
 
         def on_unsubscribe(connection):
             unsubscribe(connection)
@@ -207,18 +273,62 @@ class TrainerWorkbench(pn.viewable.Viewer):
         server_session.unsubscribe = on_unsubscribe
 
     def close(self) -> None:
-        """Stop the periodic callback and the worker thread."""
+        """Stop the periodic callback and let go of the session (:meth:`_release_session`)."""
         cb, self._callback = self._callback, None
         self.tau_sweep.cancel()
         stop_periodic(cb)
+        self._release_session()
+
+    def _release_session(self) -> None:
+        """What happens to the session when this page goes away (every teardown path, once).
+
+        Without a reattach window: stop the worker.  With one: park a healthy
+        session (alive, no error) in :func:`reconnect.registry` for ``reconnect_s``
+        seconds; leave alone a session a newer page claimed; stop anything else.
+        """
+        with self._release_lock:
+            if self._released:
+                return
+            self._released = True
+        token = self._token
+        if token is None:
+            log.info("page gone: stopping its training worker")
+            self.session.close()
+            return
+        reg = reconnect.registry()
+        if not reg.owns(token, self.session):
+            log.info("training session taken over by a newer page: left running")
+            return
+        if self.session.alive and not self.session.error:
+            self.inspector.close()  # stop this page's extra recording
+            if reg.park(token, self.session, self.reconnect_s):
+                log.info("training session parked for %.0f s (reattach window)", self.reconnect_s)
+            return  # parked, or claimed in the meantime
+        reg.forget(token, self.session)
+        log.info("page gone: stopping its training worker")
         self.session.close()
+
+    @property
+    def owns_session(self) -> bool:
+        """False once a newer page took this page's session over (reattach)."""
+        return self._token is None or reconnect.registry().owns(self._token, self.session)
 
     # ------------------------------------------------------------------ periodic
     def tick(self) -> None:
         """Pull the newest snapshot and update every view (one hold block)."""
         t0 = time.perf_counter()
+        if not self.owns_session:  # reloaded: the new page shows this training now
+            self.messages.show("warning", "This training continues in a newer page of this browser.")
+            self.close()
+            return
         try:
             snap = self.session.take()
+            if snap is None and self._replay is not None:
+                snap = self._replay
+            self._replay = None
+            if self._reattach_note is not None and self._was_connected:
+                self.messages.show("info", self._reattach_note)
+                self._reattach_note = None
             with pn.io.hold():
                 if snap is not None:
                     for view in self.views:
