@@ -340,7 +340,7 @@ class DesireBP(LearningRule):
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
             G = X @ X.T
-            q = np.einsum("ti,tu,ui->i", S, G, S) if coef.any() else np.zeros(sizes[l])
+            q = np.einsum("ti,ti->i", S, G @ S) if coef.any() else np.zeros(sizes[l])
             dw_norm.append(float(np.sqrt(np.dot(coef.astype(np.float64) ** 2, q))))
             if coef.any():
                 _desire_update(weights[l - 1], X, spikes[l], coef)
