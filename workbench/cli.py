@@ -532,7 +532,43 @@ def _experiment_plot(name: str, rows: list[dict], key: str, title: str) -> _Html
     return _Html(brow(*figs), title)
 
 
+#: Allocator settings of a serving process (see :func:`server_allocator_env`).
+SERVE_ALLOCATOR_ENV = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+
+
+def server_allocator_env(argv: list[str], environ) -> dict[str, str] | None:
+    """The environment to re-run ``spikewb serve`` in, or None to run as is.
+
+    Every browser page builds ~1,000 Bokeh models from tens of thousands of small
+    Python objects.  Under CPython's own small-object allocator a few objects
+    that outlive a page pin whole 256 KiB arenas, and each worker thread gets a
+    glibc arena of its own, so a server that served 20 pages stayed ~155 MB
+    above its start after all of them closed (``make test-load``).  With Python
+    objects on glibc ``malloc`` and two glibc arenas, the periodic
+    ``malloc_trim`` (:func:`workbench.server.release_memory`) hands the pages
+    back: +7 MB after the same 20 pages.  Both settings are only read at
+    interpreter start, hence the re-exec.  Linux only; an explicit
+    ``PYTHONMALLOC`` (or ``SPIKEWB_KEEP_ALLOCATOR=1``) is left alone.
+
+    >>> server_allocator_env(["serve", "--port", "5006"], {})["PYTHONMALLOC"]
+    'malloc'
+    >>> server_allocator_env(["train"], {}) is None
+    True
+    >>> server_allocator_env(["serve"], {"PYTHONMALLOC": "pymalloc"}) is None
+    True
+    """
+    if not argv or argv[0] != "serve" or not sys.platform.startswith("linux"):
+        return None
+    if "PYTHONMALLOC" in environ or environ.get("SPIKEWB_KEEP_ALLOCATOR"):
+        return None
+    return {**environ, **{k: environ.get(k, v) for k, v in SERVE_ALLOCATOR_ENV.items()}}
+
+
 def main():  # console-script entry point
+    env = server_allocator_env(sys.argv[1:], os.environ)
+    if env is not None:
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "workbench.cli", *sys.argv[1:]], env)
     logging.basicConfig(level=os.environ.get("SPIKEWB_LOGLEVEL", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
     app()
