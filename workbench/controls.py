@@ -218,13 +218,13 @@ class ControlPanel(pn.viewable.Viewer):
         self._generation = session.generation
 
         # ------------------------------------------------------------ run buttons
-        self.train_button = pn.widgets.Button(name="\u25b6 Train", button_type="success", width=80,
+        self.train_button = pn.widgets.Button(label="\u25b6 Train", button_type="success", width=80,
                                               description="Train continuously (samples in the background).")
-        self.pause_button = pn.widgets.Button(name="\u23f8 Pause", button_type="warning", width=80, disabled=True,
+        self.pause_button = pn.widgets.Button(label="\u23f8 Pause", button_type="warning", width=80, disabled=True,
                                               description="Stop after the current sample.")
-        self.step_button = pn.widgets.Button(name="Step", button_type="primary", width=60,
+        self.step_button = pn.widgets.Button(label="Step", button_type="primary", width=60,
                                              description="Pause and train exactly one sample, shown in full.")
-        self.reset_button = pn.widgets.Button(name="Reset", button_type="danger", width=60,
+        self.reset_button = pn.widgets.Button(label="Reset", button_type="danger", width=60,
                                               description="Fresh weights from the seed; progress is lost.")
         self.train_button.on_click(lambda e: self._guard(self.session.play))
         self.pause_button.on_click(lambda e: self._guard(self.session.pause))
@@ -256,8 +256,8 @@ class ControlPanel(pn.viewable.Viewer):
             self._structural)
         self.confirm_text = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                           margin=(4, 8), css_classes=["wb-confirm"])
-        self.rebuild_button = pn.widgets.Button(name="Rebuild network", button_type="danger", visible=False)
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="light", visible=False)
+        self.rebuild_button = pn.widgets.Button(label="Rebuild network", button_type="danger", visible=False)
+        self.cancel_button = pn.widgets.Button(label="Cancel", button_type="light", visible=False)
         self.rebuild_button.on_click(lambda e: self.confirm())
         self.cancel_button.on_click(lambda e: self.cancel())
 

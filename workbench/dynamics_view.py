@@ -389,9 +389,9 @@ class DynamicsView(pn.viewable.Viewer):
     def __panel__(self):
         self.start_streaming()
         play = pn.widgets.Toggle.from_param(self.param.playing, name="▶ Play / ❚❚ Pause", button_type="primary")
-        reset = pn.widgets.Button(name="Reset", button_type="default")
+        reset = pn.widgets.Button(label="Reset", button_type="default")
         reset.on_click(self.reset)
-        new = pn.widgets.Button(name="New connectivity", button_type="default")
+        new = pn.widgets.Button(label="New connectivity", button_type="default")
         new.on_click(lambda e: (self.net_params.param.update(seed=self.net_params.seed + 1), self.rebuild()))
         status = pn.pane.Markdown(self.param.status, sizing_mode="stretch_width", name="status")
         error = pn.pane.Alert(self.param.error, alert_type="danger",

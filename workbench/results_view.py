@@ -67,7 +67,7 @@ class ResultsPage(pn.viewable.Viewer):
         self.folder = pn.widgets.Select(name="Sweep folder (in the run folder)", options=sweeps or ["."],
                                         sizing_mode="stretch_width", margin=(2, 8),
                                         description=f"Sweeps found under {self.root}")
-        self.reload = pn.widgets.Button(name="\u27f3 Reload", width=100, margin=(22, 8, 2, 8))
+        self.reload = pn.widgets.Button(label="\u27f3 Reload", width=100, margin=(22, 8, 2, 8))
         self.summary = pn.pane.HTML("", css_classes=["res-summary"], sizing_mode="stretch_width", margin=(0, 8))
         self.table = pn.widgets.Tabulator(pd.DataFrame(), selectable="checkbox", show_index=False,
                                           disabled=True, sizing_mode="stretch_width", height=320,

@@ -68,9 +68,9 @@ class SpikeTaskDemo(Demo):
         self._shown = None
         self._callback = None
         self.trainer = self._new_trainer()
-        self.play_button = pn.widgets.Button(name="Train", button_type="primary", width=90)
-        self.step_button = pn.widgets.Button(name="Step", width=70)
-        self.reset_button = pn.widgets.Button(name="Reset", width=70)
+        self.play_button = pn.widgets.Button(label="Train", button_type="primary", width=90)
+        self.step_button = pn.widgets.Button(label="Step", width=70)
+        self.reset_button = pn.widgets.Button(label="Reset", width=70)
         self.error_box = pn.pane.Alert("", alert_type="danger", visible=False)
         self.play_button.on_click(lambda *_: self.toggle())
         self.step_button.on_click(lambda *_: self._queue("step"))
@@ -93,7 +93,7 @@ class SpikeTaskDemo(Demo):
 
     def toggle(self) -> None:
         self._running = not self._running
-        self.play_button.name = "Pause" if self._running else "Train"
+        self.play_button.label = "Pause" if self._running else "Train"
 
     def _set_status(self, text: str) -> None:
         # called from the worker thread: only a plain attribute; the page's callback shows it
@@ -191,7 +191,7 @@ class SpikeTaskDemo(Demo):
         if self.status != self._status_text:
             with param.edit_constant(self):
                 self.status = self._status_text
-            self.play_button.name = "Pause" if self._running else "Train"
+            self.play_button.label = "Pause" if self._running else "Train"
         latest = self._latest
         if latest is None or latest is self._shown:
             return

@@ -67,7 +67,7 @@ def teaching_page(demo: Demo):
     pn.state.onload(state.write)        # after the browser has reported its own URL
     notice = pn.pane.Alert("\n".join(f"* {p}" for p in problems), alert_type="warning",
                            visible=bool(problems), css_classes=["url-notice"], sizing_mode="stretch_width")
-    copy = pn.widgets.Button(name="Copy link", button_type="primary", width=120,
+    copy = pn.widgets.Button(label="Copy link", button_type="primary", width=120,
                              description="Copy this page's address (it restores the exact setup)")
     copy.js_on_click(code="""
         const url = window.location.href;
