@@ -132,3 +132,111 @@ def test_session_steps_panes_together_and_publishes():
             s.rebuild([PaneSpec("desire", [10])])
     finally:
         assert s.close()
+
+
+# ------------------------------------------------------------------ training slots
+def _wait(cond, timeout: float = 30.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_served_session_waits_for_a_slot_and_frees_it():
+    import time
+
+    from workbench.limits import SlotPool
+
+    pool = SlotPool(1)
+    assert pool.request("trainer page")                   # another owner holds the only slot
+    s = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, pool=pool)
+    try:
+        s.play()
+        assert s.waiting and not s.running and s.slot_position() == 1 and pool.counts() == (1, 1)
+        time.sleep(0.3)
+        assert s.samples == 0                             # no training without a slot
+        pool.release("trainer page")                      # the slot frees: the comparison starts by itself
+        _wait(lambda: s.running and s.samples > 0)
+        assert not s.waiting and s.slot_position() is None and pool.holds(s)
+        s.pause()                                         # pausing gives the slot back
+        assert not s.running and pool.counts() == (0, 0)
+        s.play()
+        assert s.running and pool.holds(s)
+        assert pool.request("other") is False             # now the other owner queues behind it
+        s.step().result(timeout=30)                       # step pauses: the slot goes to the waiting owner
+        assert pool.holds("other") and not pool.holds(s)
+        pool.release("other")
+        s.play()
+        assert pool.holds(s)
+        s.play()                                          # a second play keeps the one slot
+        assert pool.counts() == (1, 0)
+        assert s.close()                                  # closing frees it too
+        assert pool.counts() == (0, 0) and not s.running
+        with pytest.raises(RuntimeError, match="closed"):
+            s.play()
+    finally:
+        s.close()
+
+
+def test_waiting_session_leaves_the_queue_on_pause_and_close():
+    from workbench.limits import SlotPool
+
+    pool = SlotPool(1)
+    pool.request("holder")
+    a = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, pool=pool)
+    b = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, pool=pool)
+    try:
+        a.play()
+        b.play()
+        assert a.slot_position() == 1 and b.slot_position() == 2   # first come, first served
+        a.pause()
+        assert not a.waiting and b.slot_position() == 1 and pool.counts() == (1, 1)
+        b.close()
+        assert pool.counts() == (1, 0)
+        pool.release("holder")
+        assert pool.counts() == (0, 0) and not a.running and not b.running
+    finally:
+        a.close()
+        b.close()
+
+
+def test_error_stops_training_and_frees_the_slot():
+    from workbench.limits import SlotPool
+
+    pool = SlotPool(1)
+    s = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, pool=pool)
+
+    def broken(record=None):
+        raise FloatingPointError("weights became NaN")
+
+    try:
+        s.comparison.step = broken
+        s.play()
+        _wait(lambda: bool(s.error))
+        assert "FloatingPointError: weights became NaN" in s.error
+        _wait(lambda: pool.counts() == (0, 0))
+        assert not s.running and s.alive                  # the worker lives on for a reset
+        with pytest.raises(RuntimeError, match="reset first"):
+            s.play()                                      # no slot is taken for a stopped comparison
+        assert pool.counts() == (0, 0)
+        del s.comparison.step
+        s.reset().result(timeout=30)
+        assert s.error == ""
+        s.play()
+        _wait(lambda: s.samples > 0)
+    finally:
+        s.close()
+
+
+def test_served_uses_the_server_pool_and_plain_sessions_none():
+    from workbench.limits import training_pool
+
+    s = CompareSession.served([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10,
+                              autostart=False)
+    plain = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, autostart=False)
+    try:
+        assert s.pool is training_pool() and plain.pool is None
+    finally:
+        s.close()
+        plain.close()

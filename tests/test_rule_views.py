@@ -260,6 +260,73 @@ def test_tau_sweep_panel_refuses_bad_settings(mnist5k):
         assert "Another page" in panel.status.object
 
 
+def _until(cond, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
+    from workbench.limits import SlotPool
+    from workbench.views.tausweep import TauSweepPanel
+
+    pool = SlotPool(1)
+    session = SweepSession(mnist5k)
+    session.pool = pool                                     # as a served page's session has
+    assert pool.request("trainer page")                     # another owner holds the only slot
+    panel = TauSweepPanel(session, taus="5", n_train=10, n_test=10, hidden=4, single_spike=False)
+    try:
+        assert panel.run()
+        _until(lambda: panel.slot_position() == 1)
+        panel.poll()
+        assert panel.running and "Waiting for a free training slot (#1 in queue)" in panel.status.object
+        time.sleep(0.3)
+        assert panel.rows == [] and panel._fraction == 0.0     # nothing trains while it waits
+        pool.release("trainer page")                        # the slot frees: the sweep starts by itself
+        panel.join(60)
+        panel.poll()
+        assert not panel.running and panel.error == "" and len(panel.rows) == 1
+        assert "Done" in panel.status.object
+        assert pool.counts() == (0, 0)                      # and gives the slot back when done
+        # with a free slot it runs at once, holding the slot for its duration
+        import engine.rules.multispike as multispike
+        held, plain = [], multispike.tau_sweep
+
+        def spy(**kwargs):
+            held.append(pool.holds(panel))
+            return plain(**kwargs)
+        monkeypatch.setattr(multispike, "tau_sweep", spy)
+        assert panel.run(background=False)
+        assert held == [True] and panel.error == "" and pool.counts() == (0, 0)
+    finally:
+        panel.cancel()
+        panel.join(10)
+
+
+def test_tau_sweep_gives_up_or_cancels_while_waiting(mnist5k):
+    from workbench.limits import SlotPool
+    from workbench.views.tausweep import TauSweepPanel
+
+    pool = SlotPool(1)
+    session = SweepSession(mnist5k)
+    session.pool = pool
+    pool.request("trainer page")
+    panel = TauSweepPanel(session, taus="5", n_train=10, n_test=10, hidden=4)
+    panel.SLOT_WAIT_S = 0.3
+    assert panel.run(background=False)                      # refused after the wait, with a message
+    assert "no training slot freed within" in panel.error and panel.rows == []
+    assert "Not run" in panel.status.object and not panel.running
+    assert pool.counts() == (1, 0)                          # out of the queue again
+    panel.SLOT_WAIT_S = 60.0
+    assert panel.run()
+    _until(lambda: panel.slot_position() == 1)
+    panel.cancel()                                          # Cancel leaves the queue
+    panel.join(10)
+    panel.poll()
+    assert panel.error == "cancelled" and pool.counts() == (1, 0) and not panel.running
+
+
 def test_tau_sliders_apply_live_without_rebuild():
     from workbench.controls import ControlPanel, SliderInput
     from workbench.session import TrainingSession

@@ -10,10 +10,14 @@ number of steps all panes have seen exactly the same data and the frames of
 one step show the same sample in every pane.
 
 :class:`CompareSession` runs a Comparison in one worker thread (one thread for
-all panes keeps them aligned without any synchronisation between threads),
+all panes keeps them aligned without any synchronisation between threads; the
+thread is a :class:`~workbench.worker.CommandWorker`),
 publishes a :class:`CompareSnapshot` of one step with full records into a
 one-slot mailbox at most every ``publish_interval`` seconds, and takes
-commands (play, pause, step, reset, rebuild) between steps.
+commands (play, pause, step, reset, rebuild) between steps.  A served
+session (:meth:`CompareSession.served`) trains only while it holds one of
+the server's training slots (:func:`~workbench.limits.training_pool`), the
+same slots the trainer pages queue for; one made directly needs none.
 
 This module imports no UI library; it is tested without a browser.
 
@@ -31,7 +35,7 @@ import logging
 import re
 import threading
 import time
-import traceback
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -43,7 +47,9 @@ from engine.network import Architecture
 from engine.rules import make_rule, rule_class, rule_names
 from engine.trainer import EpochResult, Trainer
 
+from .limits import SlotPool
 from .pagestate import parse_value, value_text
+from .worker import CommandWorker
 
 log = logging.getLogger(__name__)
 
@@ -392,17 +398,21 @@ class CompareSnapshot:
     wall_rate: float
 
 
-class CompareSession:
+class CompareSession(CommandWorker):
     """A :class:`Comparison` in a worker thread with play / pause / step / reset / rebuild.
 
     The page pulls :meth:`take` from its periodic callback; commands run
     between two lock-step samples.  ``speed`` (samples per second, 0 = as
-    fast as possible) limits the rate.
+    fast as possible) limits the rate.  With a slot ``pool``, :meth:`play`
+    waits (``waiting`` is True, :meth:`slot_position` gives the place in the
+    queue) until a slot is free; pause, reset, step, rebuild, close and an
+    error give it back.
     """
 
     def __init__(self, panes=None, dataset: str = EMBEDDED_DATASETS[0], seed: int = 0,
                  eval_limit: int | None = DEFAULT_EVAL_LIMIT, publish_interval: float = 0.1,
-                 autostart: bool = True):
+                 autostart: bool = True, pool: SlotPool | None = None):
+        super().__init__("spikewb-compare", pool)
         panes = panes or [PaneSpec(), PaneSpec()]
         self.comparison = Comparison(panes, dataset=dataset, seed=seed, eval_limit=eval_limit,
                                      curve_every=10)
@@ -411,20 +421,25 @@ class CompareSession:
         self.speed = 0.0
         self.generation = 0
         self.running = False
+        #: Play was pressed but every training slot is taken; starts by itself when one frees.
+        self.waiting = False
         self.error = ""
-        self._cond = threading.Condition()
-        self._commands: list[tuple[Any, Any]] = []
-        self._stop = False
         self._latest: CompareSnapshot | None = None
         self._taken = 0
         self._seq = 0
         self._last_publish = 0.0
-        self._next_due = 0.0
         self._wall = (time.perf_counter(), 0)
         self.wall_rate = 0.0
-        self._thread: threading.Thread | None = None
         if autostart:
             self.start()
+
+    @classmethod
+    def served(cls, *args, **kwargs) -> "CompareSession":
+        """A session that trains only in one of this server's training slots
+        (:func:`~workbench.limits.training_pool`), shared with the trainer pages."""
+        from .limits import training_pool
+        kwargs.setdefault("pool", training_pool())
+        return cls(*args, **kwargs)
 
     # ------------------------------------------------------------ public
     @property
@@ -436,48 +451,30 @@ class CompareSession:
         c = self.comparison
         return {"panes": list(c.specs), "seed": c.seed, "dataset": c.dataset}
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name=f"spikewb-compare-{id(self):x}", daemon=True)
-        self._thread.start()
-
     def play(self) -> None:
-        with self._cond:
-            self.running = True
-            self._next_due = 0.0
-            self._cond.notify_all()
+        """Train lock-step samples until :meth:`pause`, or wait for a free training slot.
+
+        Raises RuntimeError after an error (reset or rebuild first) or close.
+        """
+        self._play()
 
     def pause(self) -> None:
-        with self._cond:
-            self.running = False
-            self._cond.notify_all()
+        """Stop after the sample in progress; frees the training slot (or the queue place)."""
+        self._halt()
 
-    def _submit(self, fn):
-        from concurrent.futures import Future
-        fut: Future = Future()
-        with self._cond:
-            if self._stop:
-                fut.set_exception(RuntimeError("the session is closed"))
-                return fut
-            self._commands.append((fn, fut))
-            self._cond.notify_all()
-        return fut
-
-    def step(self):
+    def step(self) -> Future:
         """Pause and train exactly one lock-step sample (published); the Future gives the frames."""
         self.pause()
-        return self._submit(lambda: self._train(force_publish=True))
+        return self._submit(lambda: self._train(force_publish=True), "step")
 
-    def reset(self):
+    def reset(self) -> Future:
         """Pause; fresh weights from the seed in every pane."""
         self.pause()
 
         def do():
             self.comparison.reset()
             self._new_generation()
-        return self._submit(do)
+        return self._submit(do, "reset")
 
     def rebuild(self, panes, seed: int | None = None, dataset: str | None = None):
         """Validate a new setup here (raises ConfigError), then rebuild every pane between samples."""
@@ -494,7 +491,7 @@ class CompareSession:
             self.comparison = Comparison(panes, dataset=dataset, seed=seed, eval_limit=self.eval_limit,
                                          curve_every=10)
             self._new_generation()
-        return self._submit(do)
+        return self._submit(do, "rebuild")
 
     def take(self) -> CompareSnapshot | None:
         snap = self._latest
@@ -504,21 +501,8 @@ class CompareSession:
         return snap
 
     def close(self, timeout: float = 2.0) -> bool:
-        with self._cond:
-            self._stop = True
-            self.running = False
-            cmds, self._commands = self._commands, []
-            self._cond.notify_all()
-        for _, fut in cmds:
-            fut.cancel()
-        th = self._thread
-        if th is not None and th is not threading.current_thread():
-            th.join(timeout)
-        return th is None or not th.is_alive()
-
-    def sync(self, timeout: float = 10.0) -> None:
-        """Wait until the queued commands ran."""
-        self._submit(lambda: None).result(timeout)
+        """Stop the worker (freeing the slot) and join it; True if it ended within ``timeout``."""
+        return self._close_worker(timeout)
 
     # ------------------------------------------------------------ worker
     def _new_generation(self) -> None:
@@ -528,36 +512,11 @@ class CompareSession:
         self._wall = (time.perf_counter(), 0)
         self.wall_rate = 0.0
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop and not self._commands and not (
-                        self.running and not self.error and time.perf_counter() >= self._next_due):
-                    timeout = None
-                    if self.running and not self.error:
-                        timeout = max(self._next_due - time.perf_counter(), 0.0)
-                    self._cond.wait(timeout)
-                if self._stop:
-                    return
-                cmds, self._commands = self._commands, []
-                train = self.running and not self.error
-            for fn, fut in cmds:
-                if not fut.set_running_or_notify_cancel():
-                    continue
-                try:
-                    fut.set_result(fn())
-                except BaseException as exc:
-                    fut.set_exception(exc)
-            if train and not cmds:
-                try:
-                    self._train(force_publish=False)
-                except Exception:  # recorded in self.error; the page shows it
-                    continue
-                if self.speed > 0:
-                    now = time.perf_counter()
-                    self._next_due = max(self._next_due + 1.0 / self.speed, now) if self._next_due else now
-                else:
-                    self._next_due = 0.0
+    def _train_step(self) -> None:
+        try:
+            self._train(force_publish=False)
+        except Exception:  # already in self.error (the page shows it) and the slot is free
+            pass
 
     def _train(self, force_publish: bool):
         now = time.perf_counter()
@@ -565,9 +524,7 @@ class CompareSession:
         try:
             frames = self.comparison.step(RECORD_SPIKES if publish else None)
         except Exception as exc:
-            log.error("compare worker stopped: %s\n%s", exc, traceback.format_exc())
-            self.running = False
-            self.error = f"{type(exc).__name__}: {exc}"
+            self._stop_on_error(exc)
             raise
         if publish:
             self._last_publish = now

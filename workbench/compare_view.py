@@ -15,6 +15,11 @@ updates, inside one ``pn.io.hold()`` block:
 * per pane a readout of its own throughput (samples per second of the time
   spent in that pane's training steps) and accuracy.
 
+Play trains only in one of the server's training slots (the ones the trainer
+pages share, :mod:`workbench.limits`); when all are taken the status line
+says ``waiting for a free slot (#k in queue)`` and training starts by itself
+when one frees.
+
 The setup (pane rules, hidden sizes, settings, seed) is edited in the
 sidebar and applied with *Apply*, which rebuilds every pane from the seed so
 the comparison starts again from the same point; it is also kept in the page
@@ -311,11 +316,12 @@ class CompareApp(pn.viewable.Viewer):
         if session is None:
             setup = setup or {}
             try:
-                session = CompareSession(setup.get("panes"), dataset=setup.get("dataset", EMBEDDED_DATASETS[0]),
-                                         seed=setup.get("seed", 0))
+                session = CompareSession.served(setup.get("panes"),
+                                                dataset=setup.get("dataset", EMBEDDED_DATASETS[0]),
+                                                seed=setup.get("seed", 0))
             except Exception as exc:  # a bad URL must not break the page
                 self.problems.append(f"setup refused ({exc}); using the defaults")
-                session = CompareSession()
+                session = CompareSession.served()
         self.session = session
         self.session.publish_interval = 0.5 / float(self.refresh_hz)
         self.messages = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -325,10 +331,10 @@ class CompareApp(pn.viewable.Viewer):
         self.panes = [PaneView(k) for k in range(MAX_PANES)]
         self.pane_row = pn.Row(*(p.layout for p in self.panes), sizing_mode="stretch_width")
         # controls
-        self.play_button = pn.widgets.Button(name="\u25b6 Play", button_type="success", width=90)
-        self.pause_button = pn.widgets.Button(name="Pause", width=90)
-        self.step_button = pn.widgets.Button(name="Step", button_type="primary", width=90)
-        self.reset_button = pn.widgets.Button(name="Reset", button_type="danger", width=90)
+        self.play_button = pn.widgets.Button(label="\u25b6 Play", button_type="success", width=90)
+        self.pause_button = pn.widgets.Button(label="Pause", width=90)
+        self.step_button = pn.widgets.Button(label="Step", button_type="primary", width=90)
+        self.reset_button = pn.widgets.Button(label="Reset", button_type="danger", width=90)
         self.speed = pn.widgets.Select(name="Speed", options=list(SPEEDS), value="full speed",
                                        sizing_mode="stretch_width", margin=(2, 8),
                                        description="Upper limit on lock-step samples per second (all panes).")
@@ -341,7 +347,7 @@ class CompareApp(pn.viewable.Viewer):
                                          value=self.session.comparison.dataset, sizing_mode="stretch_width",
                                          margin=(2, 8))
         self.editors = [PaneEditor(k) for k in range(MAX_PANES)]
-        self.apply_button = pn.widgets.Button(name="Apply (rebuild all panes)", button_type="primary",
+        self.apply_button = pn.widgets.Button(label="Apply (rebuild all panes)", button_type="primary",
                                               sizing_mode="stretch_width", margin=(6, 8))
         self.play_button.on_click(lambda e: self._act(self.session.play))
         self.pause_button.on_click(lambda e: self._act(self.session.pause))
@@ -356,6 +362,7 @@ class CompareApp(pn.viewable.Viewer):
         self._status_due = 0.0
         self._class_names = tuple(self.session.comparison.data.class_names)
         self._last_search = None
+        self._waiting = False
         self._layout_for(self.session.setup)
         for p in self.problems:
             self.notify("warning", p)
@@ -466,7 +473,20 @@ class CompareApp(pn.viewable.Viewer):
 
     def _update_status(self) -> None:
         s = self.session
-        state = "error" if s.error else ("training" if s.running else "paused")
+        if s.waiting != self._waiting:
+            self._waiting = s.waiting
+            if s.waiting:
+                self.notify("info", "Every training slot of this server is in use: the comparison waits and "
+                                    "starts by itself when one frees (Pause leaves the queue).")
+        if s.error:
+            state = "error"
+        elif s.running:
+            state = "training"
+        elif s.waiting:
+            pos = s.slot_position()
+            state = f"waiting for a free slot (#{pos} in queue)" if pos else "waiting for a free slot"
+        else:
+            state = "paused"
         c = s.comparison
         epoch = c.trainers[0].epoch
         err = f" &middot; <b style='color:#b00'>{html.escape(s.error)}</b>" if s.error else ""

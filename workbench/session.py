@@ -19,7 +19,10 @@ samples**, in order: :meth:`~TrainingSession.apply` (hyperparameters applied
 atomically with one ``rule.param.update`` call, or a rebuild for structural
 changes), :meth:`~TrainingSession.reset`, :meth:`~TrainingSession.step`,
 :meth:`~TrainingSession.load_checkpoint`, :meth:`~TrainingSession.call`.
-Each returns a :class:`concurrent.futures.Future`.  Values are validated in
+Each returns a :class:`concurrent.futures.Future`.  The thread, its command
+queue, the pacing by ``speed`` and the training slots are those of
+:class:`~workbench.worker.CommandWorker`; this class adds the trainer's
+snapshots, counters and idle pause.  Values are validated in
 the caller's thread first, so an out-of-range value raises at once and
 nothing is queued.
 
@@ -51,10 +54,9 @@ import math
 import tempfile
 import threading
 import time
-import traceback
 import weakref
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,6 +72,7 @@ from engine.rules import LearningRule, make_rule, rule_class
 from engine.trainer import EpochResult, Trainer
 
 from .limits import Limits, SlotPool, check_network, time_steps
+from .worker import CommandWorker
 
 log = logging.getLogger(__name__)
 
@@ -213,14 +216,7 @@ class Snapshot:
     network: str = ""
 
 
-@dataclass
-class _Command:
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
-    future: Future = field(default_factory=Future)
-
-
-class TrainingSession(param.Parameterized):
+class TrainingSession(param.Parameterized, CommandWorker):
     """A Trainer running in a worker thread, controlled between samples.
 
     Parameters are of two kinds.  Settings the page may write directly
@@ -280,11 +276,9 @@ class TrainingSession(param.Parameterized):
                  **params):
         self._set_lock = threading.RLock()
         super().__init__(**params)
+        CommandWorker.__init__(self, "spikewb-session", pool)
         #: Server limits (network size, T, memory, idle timeout); None: unlimited (library use).
         self.limits = limits
-        #: Training slots shared with the other sessions of the server; None: always train.
-        self.pool = pool
-        self._slot_lock = threading.RLock()
         #: ``time.monotonic()`` of the last page activity (see :meth:`touch`).
         self.last_activity = time.monotonic()
         self._datasets: dict[str, Dataset] = {}
@@ -296,11 +290,6 @@ class TrainingSession(param.Parameterized):
         else:
             rule_obj = make_rule(rule, **(rule_params or {}))
         self.eval_limit = eval_limit
-        self._cond = threading.Condition()
-        self._commands: list[_Command] = []
-        self._stop = False
-        self._want_running = False
-        self._step_requests: list[Future] = []
         self._latest: Snapshot | None = None
         self._taken_seq = 0
         self._seq = 0
@@ -312,7 +301,6 @@ class TrainingSession(param.Parameterized):
         self._last_weights = -math.inf
         self._fields = (None, None, getattr(self, "_fields", (None, None, 0))[2])
         self._rate_mark = (time.perf_counter(), 0)
-        self._next_due = 0.0
         self.metrics: list[dict[str, Any]] = []
         self._metrics_lock = threading.Lock()
         #: Called in the worker thread with every trained Frame (cheap or full); keep them cheap.
@@ -326,7 +314,6 @@ class TrainingSession(param.Parameterized):
             self.param.update(rule_name=rule_obj.key, dataset=str(dataset), hidden=hidden, seed=int(seed),
                               network=self.trainer.arch.describe())
         self._set_traced(traced if traced is not None else self.default_traced(self.trainer.model.sizes))
-        self._thread: threading.Thread | None = None
         _SESSIONS.add(self)
         if autostart:
             self.start()
@@ -350,10 +337,6 @@ class TrainingSession(param.Parameterized):
     def sizes(self) -> tuple[int, ...]:
         return tuple(self.trainer.model.sizes)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def datasets(self) -> list[str]:
         """Dataset names this session can switch to (embedded plus uploads)."""
         return [*EMBEDDED_DATASETS, *self._datasets]
@@ -364,14 +347,6 @@ class TrainingSession(param.Parameterized):
         layers = list(range(1, len(sizes)))[-MAX_TRACED:]
         return [(l, 0) for l in layers]
 
-    def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        if self.alive:
-            return
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name=f"spikewb-session-{id(self):x}", daemon=True)
-        self._thread.start()
-
     def play(self) -> None:
         """Train continuously until :meth:`pause` (clears nothing; an error must be reset first).
 
@@ -379,47 +354,15 @@ class TrainingSession(param.Parameterized):
         instead (:attr:`waiting` is True, :meth:`slot_position` gives its place)
         and starts training by itself when a slot frees.
         """
-        if self.error:
-            raise RuntimeError(f"training stopped on an error; reset first ({self.error})")
         self.touch()
-        with self._slot_lock:
-            if self._stop:
-                raise RuntimeError("the session is closed")
-            if self.pool is not None and not self.pool.request(self, self._slot_granted):
-                self._set(waiting=True, notice="")
-                return
-            self._set(waiting=False, notice="")
-            self._start_running()
+        self._play(notice="")
 
-    def _start_running(self) -> None:
-        with self._cond:
-            self._want_running = True
-            self._next_due = 0.0
-            self._cond.notify_all()
-        self._set(running=True)
-
-    def _slot_granted(self) -> None:
-        """Called (from the thread that freed a slot) when this waiting session gets one."""
-        give_back = True
-        with self._slot_lock:
-            if self._stop or not self.waiting or self.error:
-                pass
-            elif self._idle_for() > self._idle_timeout():   # nobody is looking any more
-                self._set(waiting=False, notice=self._idle_text())
-            else:
-                give_back = False
-                self._set(waiting=False)
-                self._start_running()
-        if give_back:  # outside the lock: releasing may call another session's grant
-            self._release_slot()
-
-    def _release_slot(self) -> None:
-        if self.pool is not None:
-            self.pool.release(self)
-
-    def slot_position(self) -> int | None:
-        """1-based place in the queue for a training slot, or None when not waiting."""
-        return self.pool.position(self) if self.pool is not None and self.waiting else None
+    def _slot_unwanted(self) -> bool:
+        """A slot that frees after the idle timeout goes back: nobody is looking any more."""
+        if self._idle_for() > self._idle_timeout():
+            self._set(waiting=False, notice=self._idle_text())
+            return True
+        return False
 
     def touch(self) -> None:
         """Record page activity (resets the idle timer)."""
@@ -439,29 +382,17 @@ class TrainingSession(param.Parameterized):
         """Stop after the sample in progress (use :meth:`sync` to wait for it); frees the
         training slot (or the place in the queue for one)."""
         self.touch()
-        self._pause()
-
-    def _pause(self, notice: str = "") -> None:
-        with self._slot_lock:
-            with self._cond:
-                self._want_running = False
-                self._cond.notify_all()
-            self._set(running=False, waiting=False, notice=notice)
-        self._release_slot()
+        self._halt(notice="")
 
     def step(self) -> Future:
         """Pause and train exactly one sample, published in full; the Future gives its Frame."""
         self.pause()
-        fut: Future = Future()
-        with self._cond:
-            self._step_requests.append(fut)
-            self._cond.notify_all()
-        return fut
+        return self._submit(self._do_step, "step")
 
     def reset(self) -> Future:
         """Pause, fresh weights from the seed, counters and error cleared."""
         self.pause()
-        return self._submit("reset")
+        return self._submit(self._do_reset, "reset")
 
     def apply(self, **changes) -> Future:
         """Queue a group of changes, applied atomically between two samples.
@@ -480,7 +411,7 @@ class TrainingSession(param.Parameterized):
         """
         self.touch()
         changes = self.validate(**changes)
-        return self._submit("apply", changes)
+        return self._submit(lambda: self._do_apply(changes), "apply")
 
     def is_structural(self, **changes) -> bool:
         """Whether applying ``changes`` needs a new network."""
@@ -535,11 +466,11 @@ class TrainingSession(param.Parameterized):
             if cleanup:
                 path.unlink(missing_ok=True)
             raise
-        return self._submit("load", {"path": path, "meta": meta, "cleanup": cleanup})
+        return self._submit(lambda: self._do_load(path, meta, cleanup), "load")
 
     def checkpoint_bytes(self) -> Future:
         """The current state as checkpoint bytes (``.npz``), taken between samples."""
-        return self._submit("save")
+        return self._submit(self._do_save, "save")
 
     def add_dataset(self, data: Dataset) -> str:
         """Make an uploaded dataset selectable in this session; returns its name."""
@@ -556,11 +487,7 @@ class TrainingSession(param.Parameterized):
 
     def call(self, fn: Callable[["TrainingSession"], Any]) -> Future:
         """Run ``fn(session)`` in the worker between samples."""
-        return self._submit("call", {"fn": fn})
-
-    def sync(self, timeout: float = 5.0) -> None:
-        """Wait until every queued command ran and the worker is between samples."""
-        self.call(lambda s: None).result(timeout)
+        return self._submit(lambda: fn(self), "call")
 
     def take(self) -> Snapshot | None:
         """The newest snapshot not taken yet, or None (counts it as shown)."""
@@ -589,23 +516,7 @@ class TrainingSession(param.Parameterized):
 
     def close(self, timeout: float = 2.0) -> bool:
         """Stop the worker and join it; True if it ended within ``timeout`` seconds."""
-        with self._slot_lock:
-            with self._cond:
-                self._stop = True
-                self._want_running = False
-                self._cond.notify_all()
-            self._set(waiting=False)
-        self._release_slot()
-        th = self._thread
-        if th is not None and th is not threading.current_thread():
-            th.join(timeout)
-        ended = th is None or not th.is_alive()
-        for cmd in self._drain():
-            cmd.future.cancel()
-        for fut in self._take_steps():
-            fut.cancel()
-        self._set(running=False)
-        return ended
+        return self._close_worker(timeout)
 
     # ================================================================ validation
     def validate(self, **changes) -> dict:
@@ -734,28 +645,6 @@ class TrainingSession(param.Parameterized):
         with self._set_lock, param.edit_constant(self):
             self.param.update(**values)
 
-    def _submit(self, kind: str, args: dict | None = None) -> Future:
-        cmd = _Command(kind, args or {})
-        with self._cond:
-            if self._stop:
-                cmd.future.set_exception(RuntimeError("the session is closed"))
-                return cmd.future
-            self._commands.append(cmd)
-            self._cond.notify_all()
-        if not self.alive and not self._stop:
-            self.start()
-        return cmd.future
-
-    def _drain(self) -> list[_Command]:
-        with self._cond:
-            cmds, self._commands = self._commands, []
-        return cmds
-
-    def _take_steps(self) -> list[Future]:
-        with self._cond:
-            steps, self._step_requests = self._step_requests, []
-        return steps
-
     def _build(self, rule: LearningRule, dataset: str, hidden: list[int], seed: int) -> Trainer:
         data = self._dataset(dataset)
         self._check_limits(rule, dataset, hidden)
@@ -777,87 +666,30 @@ class TrainingSession(param.Parameterized):
         self._set(generation=self.generation + 1, error="", samples=self._samples,
                   epoch=int(self.trainer.epoch), network=self.trainer.arch.describe(), samples_per_s=0.0)
 
-    # ---------------------------------------------------------------- worker
-    def _run(self) -> None:
-        while not self._stop:
-            try:
-                self._run_once()
-            except BaseException as exc:  # never die silently: report and wait for a reset
-                log.error("session worker error: %s\n%s", exc, traceback.format_exc())
-                with self._cond:
-                    self._want_running = False
-                try:
-                    self._set(error=f"{type(exc).__name__}: {exc}", running=False, waiting=False)
-                    self._release_slot()
-                except Exception:
-                    pass
-                for fut in self._take_steps():
-                    if not fut.done():
-                        fut.set_exception(exc)
+    # ---------------------------------------------------------------- worker hooks
+    def _set_state(self, **values) -> None:
+        self._set(**values)
 
-    def _run_once(self) -> None:
-        """Wait for work; run queued commands, then at most one sample."""
-        with self._cond:
-            while not self._stop and not self._commands and not self._step_requests and not (
-                    self._want_running and not self.error and time.perf_counter() >= self._next_due):
-                timeout = None
-                if self._want_running and not self.error:
-                    timeout = max(self._next_due - time.perf_counter(), 0.0)
-                self._cond.wait(timeout)
-            if self._stop:
-                return
-            cmds, self._commands = self._commands, []
-            steps, self._step_requests = self._step_requests[:1], self._step_requests[1:]
-            train = self._want_running and not self.error and not steps
-        for cmd in cmds:
-            self._execute(cmd)
-        if steps:
-            fut = steps[0]
-            frame = self._train_one(force_publish=True)
-            if frame is None:
-                fut.set_exception(RuntimeError(self.error or "training failed"))
-            else:
-                fut.set_result(frame)
-            self._sync_counters()
-        elif train and self._idle_for() > self._idle_timeout():
+    def _train_step(self) -> None:
+        if self._idle_for() > self._idle_timeout():
             log.info("session idle for %.0f s: pausing it and freeing its training slot", self._idle_for())
-            self._pause(self._idle_text())
-        elif train:
+            self._halt(notice=self._idle_text())
+        else:
             self._train_one(force_publish=False)
-            speed = float(self.speed)
-            if speed > 0:
-                now = time.perf_counter()
-                self._next_due = max(self._next_due + 1.0 / speed, now) if self._next_due else now + 1.0 / speed
-            else:
-                self._next_due = 0.0
-        elif cmds:
-            self._sync_counters()
-        if not self._want_running and self.samples != self._samples:
+
+    def _after_work(self, ran_commands: bool) -> None:
+        if ran_commands or (not self._want_running and self.samples != self._samples):
             self._sync_counters()  # paused: the shown counter must be exact
 
-    def _execute(self, cmd: _Command) -> None:
-        if not cmd.future.set_running_or_notify_cancel():
-            return
-        try:
-            if cmd.kind == "apply":
-                result = self._do_apply(cmd.args)
-            elif cmd.kind == "reset":
-                self.trainer.reset()
-                self._new_generation()
-                result = None
-            elif cmd.kind == "load":
-                result = self._do_load(**cmd.args)
-            elif cmd.kind == "save":
-                result = self._do_save()
-            elif cmd.kind == "call":
-                result = cmd.args["fn"](self)
-            else:
-                raise ValueError(f"unknown command {cmd.kind!r}")
-        except BaseException as exc:  # reported to the caller through the Future
-            log.info("command %s failed: %s", cmd.kind, exc)
-            cmd.future.set_exception(exc)
-        else:
-            cmd.future.set_result(result)
+    def _do_step(self) -> Frame:
+        frame = self._train_one(force_publish=True)
+        if frame is None:
+            raise RuntimeError(self.error or "training failed")
+        return frame
+
+    def _do_reset(self) -> None:
+        self.trainer.reset()
+        self._new_generation()
 
     def _do_apply(self, changes: dict) -> str:
         changes = dict(changes)
@@ -932,11 +764,7 @@ class TrainingSession(param.Parameterized):
         try:
             frame = trainer.step(self._record if publish else None)
         except Exception as exc:
-            log.error("training stopped: %s\n%s", exc, traceback.format_exc())
-            with self._cond:
-                self._want_running = False
-            self._set(error=f"{type(exc).__name__}: {exc}", running=False, waiting=False)
-            self._release_slot()
+            self._stop_on_error(exc)
             return None
         self._samples += 1
         for observer in self.observers:

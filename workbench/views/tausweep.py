@@ -17,6 +17,14 @@ next to a training page on a 2-core machine; one epoch of so few samples
 already shows the shape of the curve); the settings are bounded so a click
 cannot start an hours-long job (use ``spikewb experiment tau-sweep`` for full
 runs).
+
+A sweep trains, so on a served page it takes one of the server's training
+slots for its duration (the pool of the page's session,
+:mod:`workbench.limits`), in the same first-come queue as the training
+pages.  While every slot is in use the panel says so with its place in the
+queue and waits; if none frees within ``SLOT_WAIT_S`` (two minutes) it gives
+up with a message rather than start long after the click.  Cancel leaves
+the queue.  A session without a pool (scripts, tests) needs no slot.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ _SWEEP_SLOT = threading.Lock()
 
 class _Cancelled(Exception):
     """Raised inside the sweep's progress callback to stop it."""
+
+
+class _NoSlot(Exception):
+    """No training slot freed within the waiting time."""
 
 
 def parse_taus(text: str) -> list[float]:
@@ -83,6 +95,8 @@ class TauSweepPanel(pn.viewable.Viewer):
     progress = param.Number(0.0, bounds=(0.0, 1.0), constant=True, doc="Fraction of training samples done.")
 
     MAX_TAUS = 8
+    #: Longest wait for a free training slot (s) before the run gives up.
+    SLOT_WAIT_S = 120.0
 
     def __init__(self, session, visible: bool | None = None, **params):
         super().__init__(**params)
@@ -97,6 +111,8 @@ class TauSweepPanel(pn.viewable.Viewer):
         self._finished = False
         self._callback = None
         self._started = 0.0
+        self._waiting = False
+        self._no_slot = False
         self._build(visible if visible is not None else session.rule_name == "multispike")
 
     # ------------------------------------------------------------------ layout
@@ -108,11 +124,13 @@ class TauSweepPanel(pn.viewable.Viewer):
         self.test_input = pn.widgets.IntInput.from_param(self.param.n_test, css_classes=["wb-tau-test"], **w)
         self.hidden_input = pn.widgets.IntInput.from_param(self.param.hidden, **w)
         self.single_box = pn.widgets.Checkbox.from_param(self.param.single_spike, **w)
-        self.run_button = pn.widgets.Button(name="Run sweep", button_type="primary", width=110,
+        self.run_button = pn.widgets.Button(label="Run sweep", button_type="primary", width=110,
                                             css_classes=["wb-tau-run"],
                                             description="Train one small network per tau_s (and its single-spike "
-                                                        "twin) in the background; training on the page goes on.")
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="light", width=80, disabled=True,
+                                                        "twin) in the background; training on the page goes on. "
+                                                        "The sweep takes one of the server's training slots "
+                                                        "(it waits while all are in use).")
+        self.cancel_button = pn.widgets.Button(label="Cancel", button_type="light", width=80, disabled=True,
                                                css_classes=["wb-tau-cancel"])
         self.run_button.on_click(lambda e: self.run())
         self.cancel_button.on_click(lambda e: self.cancel())
@@ -203,6 +221,7 @@ class TauSweepPanel(pn.viewable.Viewer):
                                   "try again when it has finished.")
             return False
         self.rows, self._pending, self._fraction, self.error, self._finished = [], [], 0.0, "", False
+        self._no_slot = False
         self._stop.clear()
         for src in self.sources.values():
             src.data = self._empty()
@@ -231,6 +250,36 @@ class TauSweepPanel(pn.viewable.Viewer):
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def pool(self):
+        """The training slots of the page's session (None: no limit)."""
+        return getattr(self.session, "pool", None)
+
+    def slot_position(self) -> int | None:
+        """1-based place in the queue for a training slot, or None when not waiting."""
+        return self.pool.position(self) if self.pool is not None else None
+
+    def _take_slot(self) -> None:
+        """Hold a training slot, waiting for one if needed (raises _Cancelled or _NoSlot)."""
+        pool = self.pool
+        if pool is None:
+            return
+        granted = threading.Event()
+        if pool.request(self, granted.set):
+            return
+        self._waiting = True
+        deadline = time.monotonic() + float(self.SLOT_WAIT_S)
+        try:
+            while not granted.wait(0.1):
+                if self._stop.is_set():
+                    raise _Cancelled()
+                if time.monotonic() >= deadline:
+                    raise _NoSlot(f"no training slot freed within {self.SLOT_WAIT_S:.0f} s; every slot of "
+                                  "this server is training. Pause training on a page (this one included) or try "
+                                  "again later")
+        finally:
+            self._waiting = False
+
     def _work(self, kwargs: dict) -> None:
         from engine.rules.multispike import tau_sweep
 
@@ -244,13 +293,20 @@ class TauSweepPanel(pn.viewable.Viewer):
             self._fraction = fraction
 
         try:
+            self._take_slot()
+            self._started = time.perf_counter()  # the run's time, without the wait
             tau_sweep(callback=on_row, progress=on_progress, **kwargs)
         except _Cancelled:
             self.error = "cancelled"
+        except _NoSlot as exc:
+            self._no_slot = True
+            self.error = str(exc)
         except Exception as exc:  # shown in the panel, never swallowed
             log.exception("tau sweep failed")
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
+            if self.pool is not None:
+                self.pool.release(self)  # the slot, or the place in its queue
             _SWEEP_SLOT.release()
             self._finished = True
 
@@ -272,6 +328,15 @@ class TauSweepPanel(pn.viewable.Viewer):
             self.progress = min(max(float(fraction), 0.0), 1.0)
         self.bar.value = int(round(1000 * self.progress))
         seconds = time.perf_counter() - self._started
+        if not finished and self._waiting:
+            pos = self.slot_position()
+            here = self.pool is not None and self.pool.holds(self.session)
+            self.status.object = (
+                f"Waiting for a free training slot{f' (#{pos} in queue)' if pos else ''}, {seconds:.0f} s: "
+                f"every slot of this server is training. The sweep starts by itself when one frees"
+                f"{' (pausing the training on this page frees one)' if here else ''}; "
+                f"it gives up after {self.SLOT_WAIT_S:.0f} s.")
+            return
         if not finished:
             self.status.object = (f"Running: {100 * self.progress:.0f} % of the training samples, "
                                   f"{len(self.rows)} setting(s) done, {seconds:.0f} s")
@@ -282,7 +347,9 @@ class TauSweepPanel(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.running = False
         self.run_button.disabled, self.cancel_button.disabled = False, True
-        if self.error:
+        if self._no_slot:
+            self.status.object = f"&#9888; Not run: {self.error}."
+        elif self.error:
             self.status.object = f"&#9888; Sweep stopped ({self.error}) after {len(self.rows)} setting(s)."
         else:
             best = max((r for r in self.rows if r["mode"] == "multi"), key=lambda r: r["test_accuracy"],
