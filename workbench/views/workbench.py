@@ -112,9 +112,6 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.views = [self.input_view, self.output_view, self.weights_view, self.raster_view,
                       self.trace_view, self.signal_view, self.metrics_view, self.inspector]
         self.views += [self.gradient_view, self.tau_sweep]
-        #: Where the rule-specific views go (filled after the first render, see ``_defer``).
-        self.gradient_slot = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.tau_sweep_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self._callback = None
         self._view_errors: dict[str, str] = {}
         self._view_due: dict[int, float] = {}
@@ -430,11 +427,6 @@ window.addEventListener("pagehide", keep);
     def main(self):
         """The main area: status, messages and the views."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4))
-        inspector = pn.Card(title="Neuron inspector: where a neuron's error comes from", collapsed=False,
-                            sizing_mode="stretch_width", margin=(4, 4), css_classes=["inspector-card"])
-        later = [(self.gradient_slot, self.gradient_view), (inspector, self.inspector),
-                 (self.tau_sweep_slot, self.tau_sweep)]
-        self._defer(later)
         return pn.Column(
             self.status,
             self.messages,
@@ -443,31 +435,13 @@ window.addEventListener("pagehide", keep);
             pn.Row(pn.Column(self.raster_view, **card, styles={"flex": "2 1 0"}),
                    pn.Column(self.trace_view, self.signal_view, **card, styles={"flex": "1.4 1 0"}),
                    sizing_mode="stretch_width"),
-            self.gradient_slot,
+            self.gradient_view,
             pn.Row(pn.Column(self.metrics_view, **card), sizing_mode="stretch_width"),
-            inspector,
-            self.tau_sweep_slot,
+            pn.Card(self.inspector, title="Neuron inspector: where a neuron's error comes from",
+                    collapsed=False, sizing_mode="stretch_width", margin=(4, 4), css_classes=["inspector-card"]),
+            self.tau_sweep,
             sizing_mode="stretch_width",
         )
-
-    def _defer(self, later) -> None:
-        """Fill ``(container, view)`` pairs once the page is on screen (served), else now.
-
-        The inspector, the SSNN gradient rasters and the tau-sweep card are 560
-        of the page's ~875 Bokeh models (two of them hidden for the default
-        rule); sending them after the first render (``pn.state.onload``) lets
-        the browser show the controls, the status and the live plots sooner.
-        """
-        def fill():
-            for container, view in later:
-                if view not in container.objects:
-                    container.append(view)
-
-        doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
-            pn.state.onload(fill)
-        else:
-            fill()
 
     def sidebar(self):
         """The controls (and the short how-to)."""
