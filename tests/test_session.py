@@ -189,6 +189,21 @@ def test_speed_limits_the_training_rate(session):
     assert 10 <= session.samples <= 30, f"{session.samples} samples in 1 s at 20 samples/s"
 
 
+def test_commands_do_not_add_steps_beyond_the_speed(session):
+    """A command wakes the worker; it must not train a sample that is not due yet."""
+    session.speed = 10.0
+    session.play()
+    t0 = time.perf_counter()
+    n_commands = 0
+    while time.perf_counter() - t0 < 1.0:
+        session.sync()
+        n_commands += 1
+    session.pause()
+    session.sync()
+    assert n_commands > 30, "the loop should have queued many commands"
+    assert 5 <= session.samples <= 15, f"{session.samples} samples in 1 s at 10 samples/s with {n_commands} commands"
+
+
 def test_an_epoch_logs_metrics(session):
     session.play()
     wait_until(lambda: session.trainer.history, timeout=30, msg="one epoch")

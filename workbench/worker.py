@@ -164,7 +164,7 @@ class CommandWorker:
             if self._stop:
                 return
             cmds, self._commands = self._commands, []
-            train = self._want_running and not self.error
+            train = self._due()  # woken by a command before the step is due: no step yet
         for what, fn, fut in cmds:
             self._execute(what, fn, fut)
         if train:
@@ -256,6 +256,11 @@ class CommandWorker:
     def slot_position(self) -> int | None:
         """1-based place in the queue for a training slot, or None when not waiting."""
         return self.pool.position(self) if self.pool is not None and self.waiting else None
+
+    def waiting_text(self) -> str:
+        """The state line of a session that waits: ``waiting for a free slot (#k in queue)``."""
+        pos = self.slot_position()
+        return f"waiting for a free slot (#{pos} in queue)" if pos else "waiting for a free slot"
 
 
 __all__ = ["CommandWorker"]
