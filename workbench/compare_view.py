@@ -483,8 +483,7 @@ class CompareApp(pn.viewable.Viewer):
         elif s.running:
             state = "training"
         elif s.waiting:
-            pos = s.slot_position()
-            state = f"waiting for a free slot (#{pos} in queue)" if pos else "waiting for a free slot"
+            state = s.waiting_text()
         else:
             state = "paused"
         c = s.comparison

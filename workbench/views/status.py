@@ -150,8 +150,7 @@ class StatusView(pn.viewable.Viewer):
         elif session.running:
             state, cls = "training", "running"
         elif getattr(session, "waiting", False):  # every training slot of the server is taken
-            pos = session.slot_position()
-            state, cls = (f"waiting for a free slot (#{pos} in queue)" if pos else "waiting for a free slot"), "waiting"
+            state, cls = session.waiting_text(), "waiting"
         elif getattr(session, "notice", ""):  # paused by itself (idle timeout)
             state, cls = "paused (idle)", "paused"
         else:
