@@ -402,3 +402,40 @@ def test_page_has_the_rule_views_and_throttled_views_catch_up(multispike):
         assert view.seen == [1, 2]                             # once
     finally:
         session.close()
+
+
+def test_rule_parts_and_inspector_plots_are_built_only_when_needed(multispike, ssnn):
+    """A page opens without the Bokeh models it does not show yet (first-page time, issue 11):
+    the inspector's plots appear when it is switched on, the SSNN gradient rasters with the
+    first frame that carries gradient streams, the tau-sweep card with multi-spike BP."""
+    from bokeh.document import Document
+
+    from workbench.session import TrainingSession
+    from workbench.views.workbench import TrainerWorkbench
+
+    def n_models(wb) -> int:
+        doc = Document()
+        doc.add_root(wb.main().get_root(doc))
+        return len(doc.models)
+
+    session = TrainingSession(rule="desire", hidden=[20], autostart=False)
+    try:
+        wb = TrainerWorkbench(session=session)
+        lazy = n_models(wb)
+        assert not wb.inspector.figures_built and wb.tau_sweep.card is None and not wb.gradient_view.figures
+        # the inspector's plots: built on switching it on, then rendered from the last frame
+        wb.inspector.update(snapshot(multispike[2][-1], "multispike"))
+        wb.inspector.select(1, 3)
+        assert wb.inspector.figures_built and wb.inspector.plots.objects[1].object is wb.inspector.v_fig
+        assert len(column(wb.inspector.v_src, "v")) > 0
+        # a multi-spike frame brings the tau sweep's card, an SSNN frame the gradient rasters
+        wb.tau_sweep.update(snapshot(multispike[2][-1], "multispike"))
+        assert wb.tau_sweep.card is not None and wb.tau_sweep.card.visible
+        wb.tau_sweep.update(snapshot(ssnn[2][-1], "ssnn"))
+        assert not wb.tau_sweep.card.visible
+        wb.gradient_view.update(snapshot(ssnn[2][-1], "ssnn"))
+        assert len(wb.gradient_view.figures) == 3 and wb.gradient_view.layout.visible
+        full = n_models(wb)
+        assert full > lazy + 400, (lazy, full)  # the parts left out are most of a page
+    finally:
+        session.close()

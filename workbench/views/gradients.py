@@ -66,11 +66,23 @@ class GradientRasterView(FrameView):
     def __init__(self, height: int = 260, max_rows: int = 100, visible: bool = False, **params):
         super().__init__(**params)
         self.max_rows = max_rows
+        self.height = height
+        self.sources: dict[str, ColumnDataSource] = {}
+        self.figures = []
+        # the figures (~120 Bokeh models) are built when a frame with gradient streams first
+        # arrives: a page training another rule never creates them
+        self.layout = pn.Column(visible=visible, sizing_mode="stretch_width", margin=(4, 4),
+                                css_classes=["wb-grad-rasters"])
+        if visible:
+            self._build()
+
+    def _build(self) -> None:
+        if self.figures:
+            return
+        height = self.height
         self.x_range = Range1d(0, 1)
         self.y_range = Range1d(0, 1)
         self.ticker = FixedTicker(ticks=[])
-        self.sources: dict[str, ColumnDataSource] = {}
-        self.figures = []
         self._spans: list[Span] = []
         for k, (key, title, name, palette) in enumerate(STREAMS):
             src = ColumnDataSource(data=self._empty(), name=name)
@@ -94,12 +106,12 @@ class GradientRasterView(FrameView):
             "moves up (down) where a forward spike of the layer below meets a + (\u2212) gradient spike "
             "of the neuron in the same step.", styles={"font-size": "12px", "color": "#555"},
             sizing_mode="stretch_width", margin=(0, 8))
-        self.layout = pn.Column(
+        self.layout.objects = [
             pn.pane.Markdown("**Composite neurons: forward and gradient spike streams (SSNN-BP)**",
                              margin=(0, 8)),
             pn.Row(*(pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.figures),
                    sizing_mode="stretch_width"),
-            self.note, visible=visible, sizing_mode="stretch_width", margin=(4, 4), css_classes=["wb-grad-rasters"])
+            self.note]
 
     def __panel__(self):
         return self.layout
@@ -132,6 +144,8 @@ class GradientRasterView(FrameView):
         self.new_generation(snap)
         frame = snap.frame
         show = has_streams(frame)
+        if show:
+            self._build()
         if self.layout.visible != show:
             self.layout.visible = show
         if not show:

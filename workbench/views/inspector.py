@@ -14,6 +14,10 @@ All numbers come from the Frames (``extras["contrib"]``, ``["contrib_down"]``,
 ``["dw_in"]``, ``["flow"]``) that the session records only while the inspector
 is open, for the selected neuron only.
 
+The plots (about 300 Bokeh models, a quarter of the trainer page) are built
+the first time the inspector is switched on; until then the page holds only
+its controls, so it opens and renders faster (``spikewb bench coldstart``).
+
 Rule-specific plots appear when the frame carries their data:
 
 * event-driven rules (multi-spike timing BP): the potential is drawn on the
@@ -77,7 +81,9 @@ class InspectorView(pn.viewable.Viewer):
         self.history = NeuronHistory(self.layer, self.index, self.history_len)
         self.buffer = ReplayBuffer(self.replay_len)
         self._snap = None
-        self._build()
+        self._build_controls()
+        if self.active:
+            self.build_figures()
         self.param.watch(self._selection_changed, ["layer", "index", "active"])
         self.param.watch(lambda e: self.history.resize(e.new), "history_len")
         self.param.watch(lambda e: self.buffer.resize(e.new), "replay_len")
@@ -97,6 +103,8 @@ class InspectorView(pn.viewable.Viewer):
         else:
             self.session.set_extra_record()
         self.title.object = self._title()
+        if self.active:
+            self.build_figures()
 
     def _detach(self):
         self.session.observers[:] = [o for o in self.session.observers
@@ -111,9 +119,40 @@ class InspectorView(pn.viewable.Viewer):
         self.session.set_extra_record()
 
     # ---------------------------------------------------------------- figures
-    def _build(self):
+    def _build_controls(self):
+        """The parts shown from the start: title, controls, CSV export and the slots of the plots."""
         self.title = pn.pane.Markdown(self._title(), css_classes=["insp-title"])
         self.summary = pn.pane.Markdown("", css_classes=["insp-summary"])
+        self.csv = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.history.to_csv()),
+                                           filename="neuron-history.csv", label="Export history (CSV)",
+                                           button_type="default", width=200)
+        self.figures_built = False
+        hint = pn.pane.Markdown(
+            "Tick **Inspect** (or open a link with `?inspect=layer:index`) to record one "
+            "neuron: its potential and spikes, its learning signal over the last samples, where that signal "
+            "came from, its weight update, and the error flow through all layers (click a neuron there to "
+            "follow it).", css_classes=["insp-hint"], sizing_mode="stretch_width", styles={"color": "#555"})
+        #: filled by :meth:`build_figures`
+        self.plots = pn.Column(hint, sizing_mode="stretch_width", margin=0)
+        self.plots_below = pn.Column(sizing_mode="stretch_width", margin=0)
+
+    def build_figures(self) -> None:
+        """Create the plots (once) and put them into the page; called when the inspector is switched on."""
+        if self.figures_built:
+            return
+        self.figures_built = True
+        self._build_figures()
+        self.plots.objects = [self.summary, pn.pane.Bokeh(self.v_fig, sizing_mode="stretch_width"),
+                              self.sg_pane, self.gv_pane,
+                              pn.pane.Bokeh(self.hist_fig, sizing_mode="stretch_width")]
+        self.plots_below.objects = [
+            pn.Row(pn.pane.Bokeh(self.con_fig, sizing_mode="stretch_width"),
+                   pn.pane.Bokeh(self.dw_fig, width=260), sizing_mode="stretch_width"),
+            pn.pane.Bokeh(self.down_fig, sizing_mode="stretch_width"),
+            self.flow]
+        self._render()
+
+    def _build_figures(self):
         self.v_src = ColumnDataSource(dict(t=[], v=[], i=[]))
         self.spk_src = ColumnDataSource(dict(t=[], y=[]))
         # the plots under it share its time axis: one left border keeps their x axes aligned
@@ -155,9 +194,6 @@ class InspectorView(pn.viewable.Viewer):
                                     x_range=Range1d(-0.5, TOP_K - 0.5), y_range=Range1d(-1, 1), tools="hover")
         self.down_fig.vbar(x="x", top="top", width=0.8, color="color", source=self.down_src)
         self.down_fig.hover.tooltips = [("to neuron", "@name"), ("contribution", "@top")]
-        self.csv = pn.widgets.FileDownload(callback=lambda: io.StringIO(self.history.to_csv()),
-                                           filename="neuron-history.csv", label="Export history (CSV)",
-                                           button_type="default", width=200)
         self.flow = ErrorFlowView(on_select=self.select)
 
     def _build_rule_plots(self):
@@ -265,6 +301,8 @@ class InspectorView(pn.viewable.Viewer):
             self._render()
 
     def _render(self):
+        if not self.figures_built:
+            return
         snap = self._snap if self.replay == 0 else self.buffer.get(-1 - min(self.replay, len(self.buffer) - 1))
         if snap is None:
             return
@@ -379,15 +417,9 @@ class InspectorView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(pn.Column(self.title, self.controls(), self.csv, width=300),
-                   pn.Column(self.summary, pn.pane.Bokeh(self.v_fig, sizing_mode="stretch_width"),
-                             self.sg_pane, self.gv_pane,
-                             pn.pane.Bokeh(self.hist_fig, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            pn.Row(pn.Column(self.title, self.controls(), self.csv, width=300), self.plots,
                    sizing_mode="stretch_width"),
-            pn.Row(pn.pane.Bokeh(self.con_fig, sizing_mode="stretch_width"),
-                   pn.pane.Bokeh(self.dw_fig, width=260), sizing_mode="stretch_width"),
-            pn.pane.Bokeh(self.down_fig, sizing_mode="stretch_width"),
-            self.flow, sizing_mode="stretch_width", css_classes=["inspector"])
+            self.plots_below, sizing_mode="stretch_width", css_classes=["inspector"])
 
 
 class ErrorFlowView(pn.viewable.Viewer):

@@ -113,10 +113,17 @@ class TauSweepPanel(pn.viewable.Viewer):
         self._started = 0.0
         self._waiting = False
         self._no_slot = False
-        self._build(visible if visible is not None else session.rule_name == "multispike")
+        #: The card (~130 Bokeh models) is built when the page first trains multi-spike BP;
+        #: until then the page holds this empty slot.
+        self.slot = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.card: pn.Card | None = None
+        if visible if visible is not None else session.rule_name == "multispike":
+            self._build()
 
     # ------------------------------------------------------------------ layout
-    def _build(self, visible: bool) -> None:
+    def _build(self) -> None:
+        if self.card is not None:
+            return
         w = dict(sizing_mode="stretch_width", margin=(2, 8))
         self.taus_input = pn.widgets.TextInput.from_param(self.param.taus, css_classes=["wb-tau-values"], **w)
         self.ratio_input = pn.widgets.FloatInput.from_param(self.param.ratio, **w)
@@ -174,10 +181,11 @@ class TauSweepPanel(pn.viewable.Viewer):
                          styles={"font-size": "12px", "color": "#555"}, sizing_mode="stretch_width", margin=(0, 8)),
             pn.Row(controls, plots, sizing_mode="stretch_width"),
             title="Tau sweep: accuracy and spike count against the time constants", collapsed=True,
-            sizing_mode="stretch_width", margin=(4, 4), visible=visible, css_classes=["wb-tausweep-card"])
+            sizing_mode="stretch_width", margin=(4, 4), css_classes=["wb-tausweep-card"])
+        self.slot.objects = [self.card]
 
     def __panel__(self):
-        return self.card
+        return self.slot
 
     @staticmethod
     def _empty() -> dict:
@@ -187,7 +195,9 @@ class TauSweepPanel(pn.viewable.Viewer):
     def update(self, snap) -> None:
         """Show the card only while the page trains multi-spike BP (a page view update)."""
         show = snap.rule == "multispike"
-        if self.card.visible != show:
+        if show:
+            self._build()
+        if self.card is not None and self.card.visible != show:
             self.card.visible = show
 
     # ------------------------------------------------------------------ running
@@ -209,6 +219,7 @@ class TauSweepPanel(pn.viewable.Viewer):
         """Start a sweep (in a thread unless ``background`` is False); False when refused."""
         if self.running:
             return False
+        self._build()
         try:
             kwargs = self.settings()
         except Exception as exc:
