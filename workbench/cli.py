@@ -336,9 +336,29 @@ def _warm_kernels(quiet: bool = False) -> float:
     return dt
 
 
+def compile_bytecode() -> int:
+    """Write the Python bytecode (``__pycache__``) of the project's own packages; returns the file count.
+
+    pip does this when it installs a package, but not for an editable install, and
+    with ``PYTHONDONTWRITEBYTECODE`` set Python never writes it itself: every
+    start of ``spikewb serve`` then recompiles ~60 modules (~0.2 s).  Explicit
+    compilation writes the files whatever that variable says.
+    """
+    import compileall
+
+    n = 0
+    for name in ("engine", "workbench", "apps"):
+        folder = REPO_ROOT / name
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            compileall.compile_dir(str(folder), quiet=1, workers=1)
+            n += sum(1 for _ in folder.rglob("*.py"))
+    return n
+
+
 @app.command()
 def warm():
-    """Compile the numba kernels into the on-disk cache (first start is then fast)."""
+    """Compile the numba kernels into the on-disk cache and the project's bytecode (first start is then fast)."""
+    compile_bytecode()
     _warm_kernels()
 
 
