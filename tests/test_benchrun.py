@@ -78,3 +78,28 @@ def test_cli_readme_without_results_fails_clearly(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "no benchmark results" in r.stderr + r.stdout
+
+
+def test_quick_normad_benchmark_has_every_row_and_its_twin_agrees(tmp_path):
+    """NormAD's row set (training, forward vs the NumPy twin, the XOR demo) in quick mode (~3 s)."""
+    md = benchrun.run_benchmarks(["normad"], quick=True, out=tmp_path, echo=lambda s: None)
+    rows = benchrun.read_rows(tmp_path / "results.csv")
+    assert [r["metric"].split(",")[0] for r in rows] == [
+        "ms per training sample", "ms per forward pass", "ms per XOR presentation"], md
+    assert all(float(r["value"]) > 0 for r in rows)
+    forward = rows[1]
+    assert "output spike counts agree" in forward["notes"]
+    assert float(forward["ratio"]) > 1.0  # the kernels beat a per-neuron NumPy loop by far (20x measured)
+
+
+def test_rows_carry_their_run_date_and_the_table_names_the_span(tmp_path, monkeypatch):
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    (bench_dir / "bench_one.py").write_text("def run(quick=False):\n    return [{'metric': 'm', 'value': 1.0}]\n")
+    monkeypatch.setattr(benchrun, "BENCH_DIR", bench_dir)
+    benchrun.run_benchmarks(["one"], quick=False, out=tmp_path, echo=lambda s: None)
+    (r,) = benchrun.read_rows(tmp_path / "latest.csv")
+    assert len(r["date"]) == 10 and r["date"][4] == "-"
+    assert benchrun.date_span([{"date": "2026-12-06"}, {"date": "2026-11-23"}, {}]) == "2026-11-23 to 2026-12-06"
+    assert benchrun.date_span([{"date": "2026-12-06"}]) == "2026-12-06"
+    assert benchrun.date_span([{}]) == "date unknown"

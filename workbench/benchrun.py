@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "tests" / "bench"
-COLUMNS = ["benchmark", "metric", "value", "unit", "reference", "reference_value", "ratio", "target", "notes"]
+COLUMNS = ["benchmark", "metric", "value", "unit", "reference", "reference_value", "ratio", "target", "notes",
+           "date"]
 
 
 def discover() -> dict[str, Path]:
@@ -123,6 +124,14 @@ def readme_table(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def date_span(rows: list[dict]) -> str:
+    """``2026-12-06`` or ``2026-11-23 to 2026-12-06``: the run dates of ``rows`` (``date`` column)."""
+    dates = sorted({r.get("date") or "" for r in rows} - {""})
+    if not dates:
+        return "date unknown"
+    return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
+
 def update_readme(readme: Path, table: str) -> None:
     """Replace the text between :data:`README_START` and :data:`README_END` with ``table``.
 
@@ -155,6 +164,7 @@ def run_benchmarks(names: list[str], quick: bool, out: Path, echo: Callable[[str
             got = [{"benchmark": name, "metric": "error", "notes": f"{type(exc).__name__}: {exc}"}]
         for r in got:
             r.setdefault("benchmark", name)
+            r.setdefault("date", time.strftime("%Y-%m-%d"))
         rows.extend(got)
         echo(f"  {name}: {len(got)} rows in {time.perf_counter() - t0:.1f} s")
     out.mkdir(parents=True, exist_ok=True)

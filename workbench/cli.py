@@ -371,12 +371,13 @@ def bench(names: Optional[List[str]] = typer.Argument(None, help="Benchmarks to 
                                                   "OUT/latest.csv (the newest full run of every benchmark); "
                                                   "with no NAMES, only do that.")):
     """Run benchmarks from tests/bench side by side with their references; write CSV + Markdown."""
-    from workbench.benchrun import discover, machine, read_rows, readme_table, run_benchmarks, update_readme
+    from workbench.benchrun import (date_span, discover, machine, read_rows, readme_table, run_benchmarks,
+                                    update_readme)
     if readme and not names:
         rows = read_rows(out / "latest.csv")
         if not rows:
             _fail(f"no benchmark results in {out / 'latest.csv'}: run `spikewb bench` (full, not --quick) first")
-        stamp = time.strftime("%Y-%m-%d", time.localtime((out / "latest.csv").stat().st_mtime))
+        stamp = date_span(rows)
         header = (f"Generated from `{out / 'latest.csv'}` ({machine()}, {stamp}); "
                   "reproduce with `spikewb bench && spikewb bench --readme`.")
         try:
