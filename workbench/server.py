@@ -193,8 +193,7 @@ def freeze_startup_objects() -> None:
         import workbench.views.workbench  # noqa: F401  (the first page would import it anyway)
     except ImportError:  # pragma: no cover - the apps still report their own import errors
         pass
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # no collection first: it would cost 0.09 s to free ~100 objects of the imports
 
 
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps_dir=None,
