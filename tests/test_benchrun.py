@@ -103,3 +103,17 @@ def test_rows_carry_their_run_date_and_the_table_names_the_span(tmp_path, monkey
     assert benchrun.date_span([{"date": "2026-12-06"}, {"date": "2026-11-23"}, {}]) == "2026-11-23 to 2026-12-06"
     assert benchrun.date_span([{"date": "2026-12-06"}]) == "2026-12-06"
     assert benchrun.date_span([{}]) == "date unknown"
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_the_rule_and_sweep_benchmarks_without_an_error(tmp_path):
+    """`spikewb bench --quick` smoke run of the benchmarks without a browser or Brian2 (~40 s):
+    every benchmark reports rows, none failed, every row has a measured value and a unit."""
+    names = ["desire", "multispike", "ssnn", "stidi", "normad", "inspector", "sweep"]
+    md = benchrun.run_benchmarks(names, quick=True, out=tmp_path, echo=lambda s: None)
+    rows = benchrun.read_rows(tmp_path / "results.csv")
+    assert [n for n in names if n not in {r["benchmark"] for r in rows}] == [], md
+    assert [r for r in rows if r["metric"] == "error"] == [], md
+    for r in rows:
+        assert r["unit"] and float(r["value"]) == float(r["value"]), r  # measured, not NaN
+    assert not (tmp_path / "latest.csv").exists()  # quick numbers never reach the README's source
