@@ -7,7 +7,7 @@ Workload: the default trainer app (Desire BP, 784-1000-100-10, T = 20, mnist-5k)
    frames), trained from the same seed for the same window; measured before
    *and* after the browser phase and averaged, so slow drifts of a shared
    machine's load cancel.  A plain ``Trainer.step`` loop is reported too (the
-   session's own overhead).
+   session's own overhead), also before and after and averaged.
 2. **With the page open**: ``panel serve apps/trainer.py`` in a subprocess,
    the page opened in headless Chromium (Debian package, Playwright), *Train*
    pressed; after a warm-up the samples counter shown in the page is read at
@@ -232,7 +232,8 @@ def run(quick: bool = False) -> list[dict]:
     # tab-memory window; SPIKEWB_BENCH_SOAK_S shortens the 10-minute full-mode soak
     soak = 30.0 if quick else float(os.environ.get("SPIKEWB_BENCH_SOAK_S", "600"))
     base = 8.0 if quick else 20.0
-    plain = _plain_trainer(5.0 if quick else 15.0)
+    plain_s = 5.0 if quick else 15.0
+    plain_before = _plain_trainer(plain_s)
     from workbench.views.workbench import TrainerWorkbench
 
     refresh = float(os.environ.get("SPIKEWB_BENCH_REFRESH", "0")) or None  # page refresh rate, Hz
@@ -240,10 +241,13 @@ def run(quick: bool = False) -> list[dict]:
     before = _headless(base, warm, rate)
     page = _with_page(window, warm, soak, refresh)
     after = _headless(base, warm, rate)
+    plain_after = _plain_trainer(plain_s)  # before and after, like the headless session: load drifts
     headless = (before + after) / 2
+    plain = (plain_before + plain_after) / 2
     rows = [
         dict(metric="training samples/s, plain Trainer.step loop (no session)", value=plain, unit="samples/s",
-             notes="784-1000-100-10 Desire BP, cheap record, single thread"),
+             notes=f"784-1000-100-10 Desire BP, cheap record, single thread; before {plain_before:.0f}, "
+                   f"after {plain_after:.0f} samples/s"),
         dict(metric="training samples/s, headless session (nobody watching)", value=headless, unit="samples/s",
              reference="plain Trainer.step loop", reference_value=plain, ratio=headless / plain,
              notes=f"before {before:.0f}, after {after:.0f} samples/s; full frames published at "
