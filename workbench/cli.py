@@ -340,8 +340,8 @@ def _warm_kernels(quiet: bool = False) -> float:
     return dt
 
 
-def compile_bytecode() -> int:
-    """Write the Python bytecode (``__pycache__``) of the project's own packages; returns the file count.
+def compile_bytecode() -> None:
+    """Write the Python bytecode (``__pycache__``) of the project's own packages.
 
     pip does this when it installs a package, but not for an editable install, and
     with ``PYTHONDONTWRITEBYTECODE`` set Python never writes it itself: every
@@ -350,13 +350,10 @@ def compile_bytecode() -> int:
     """
     import compileall
 
-    n = 0
     for name in ("engine", "workbench", "apps"):
         folder = REPO_ROOT / name
         if folder.is_dir() and os.access(folder, os.W_OK):
             compileall.compile_dir(str(folder), quiet=1, workers=1)
-            n += sum(1 for _ in folder.rglob("*.py"))
-    return n
 
 
 @app.command()

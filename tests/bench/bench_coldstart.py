@@ -38,6 +38,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from workbench.cli import compile_bytecode  # noqa: E402
+
 CHROMIUM = os.environ.get("SPIKEWB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -160,8 +164,6 @@ def _row(metric, value, note, target=""):
 
 
 def run(quick: bool = False) -> list[dict]:
-    sys.path.insert(0, str(ROOT))
-    from workbench.cli import compile_bytecode
     compile_bytecode()  # what an installed package has; this machine sets PYTHONDONTWRITEBYTECODE
     pw, browser = (None, None) if quick else _browser()
     no_browser = "quick mode: no browser" if quick else "Playwright or /usr/bin/chromium not available"

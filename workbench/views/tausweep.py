@@ -117,7 +117,8 @@ class TauSweepPanel(pn.viewable.Viewer):
         #: until then the page holds this empty slot.
         self.slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.card: pn.Card | None = None
-        if visible if visible is not None else session.rule_name == "multispike":
+        shown = session.rule_name == "multispike" if visible is None else visible
+        if shown:
             self._build()
 
     # ------------------------------------------------------------------ layout
