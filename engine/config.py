@@ -20,6 +20,9 @@ CHECKPOINT_FORMAT = 1
 #: Largest IDX payload (bytes, after decompression) the loader will allocate.
 IDX_MAX_BYTES = 2 * 1024**3
 
+#: Largest total size (bytes, as declared by the arrays' headers) of a checkpoint's arrays.
+CHECKPOINT_MAX_BYTES = 2 * 1024**3
+
 #: Largest number of synapses a network may have before ``build`` refuses it.
 MAX_SYNAPSES = 50_000_000
 

@@ -28,10 +28,12 @@ import gzip
 import hashlib
 import io
 import logging
+import math
 import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,17 +129,25 @@ class Dataset:
 
 # --------------------------------------------------------------------------- IDX
 
-def _open_idx(source) -> tuple[io.BufferedIOBase, str]:
-    """Open a path or bytes as a binary stream, transparently un-gzipping."""
+#: Bytes read (after decompression) per chunk: memory grows only with data that is really there.
+READ_CHUNK = 1 << 20
+
+
+def _open_idx(source, name: str | None = None) -> tuple[io.BufferedIOBase, str]:
+    """Open a path or bytes as a binary stream, transparently un-gzipping.
+
+    Messages name the file ``name`` (default: its base name for a path,
+    ``<uploaded data>`` for bytes), never by the server's absolute path.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        raw: io.BufferedIOBase = io.BytesIO(bytes(source))
-        name = "<uploaded data>"
+        raw: io.BufferedIOBase = io.BytesIO(source)
+        name = name or "<uploaded data>"
     else:
         path = Path(source)
+        name = name or path.name
         if not path.is_file():
-            raise DataError(f"IDX file not found: {path}")
+            raise DataError(f"IDX file not found: {name}")
         raw = open(path, "rb")
-        name = str(path)
     head = raw.read(2)
     raw.seek(0)
     if head == b"\x1f\x8b":
@@ -145,12 +155,27 @@ def _open_idx(source) -> tuple[io.BufferedIOBase, str]:
     return raw, name
 
 
-def read_idx(source, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 10**6 else f"{n:,} bytes"
+
+
+def idx_limit_message(name: str, shape, n_bytes: int, max_bytes: int) -> str:
+    what = _size(n_bytes) if n_bytes else "no data, but dimensions that alone exceed it"
+    return f"{name}: IDX header claims shape {tuple(shape)} ({what}), more than the {_size(max_bytes)} limit"
+
+
+def read_idx(source, max_bytes: int = IDX_MAX_BYTES, name: str | None = None) -> np.ndarray:
     """Read an IDX array (MNIST format) from a path or bytes, gzip or plain.
 
     The header is validated and the payload size checked against
     ``max_bytes`` **before** anything is allocated, so a header that claims a
-    huge array is refused cheaply.
+    huge array is refused cheaply.  Sizes are computed with Python integers:
+    each dimension and the product of the non-zero dimensions must fit the
+    limit (a zero dimension next to huge ones is refused, not passed to NumPy).
+    The payload is read (and a gzip file inflated) in chunks of
+    :data:`READ_CHUNK` bytes into the one array, so a file shorter than its
+    header claims costs only the bytes it has, and inflating stops at the
+    declared size plus one byte (a gzip bomb is cut off there).
 
     Raises
     ------
@@ -158,7 +183,7 @@ def read_idx(source, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
         Missing file, wrong magic number, unknown type code, a payload larger
         than ``max_bytes``, or a truncated / over-long file.
     """
-    stream, name = _open_idx(source)
+    stream, name = _open_idx(source, name)
     try:
         try:
             magic = stream.read(4)
@@ -172,28 +197,43 @@ def read_idx(source, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
             raise DataError(f"{name}: unknown IDX type code 0x{code:02x}")
         if not 1 <= ndim <= 4:
             raise DataError(f"{name}: IDX header declares {ndim} dimensions; expected 1 to 4")
-        dims_raw = stream.read(4 * ndim)
+        try:
+            dims_raw = stream.read(4 * ndim)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{name}: corrupt data ({exc})") from None
         if len(dims_raw) < 4 * ndim:
             raise DataError(f"{name}: truncated IDX header")
-        shape = struct.unpack(f">{ndim}I", dims_raw)
+        shape = tuple(int(d) for d in struct.unpack(f">{ndim}I", dims_raw))
         dtype = _IDX_TYPES[code]
-        n_bytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        if n_bytes > max_bytes:
-            raise DataError(f"{name}: IDX header claims shape {shape} ({n_bytes / 1e6:.0f} MB), "
-                            f"more than the {max_bytes / 1e6:.0f} MB limit")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        # as if every zero dimension were 1: no dimension (or product) beyond the limit at all
+        span = math.prod(max(d, 1) for d in shape) * dtype.itemsize
+        if n_bytes > max_bytes or span > max_bytes:
+            raise DataError(idx_limit_message(name, shape, n_bytes if n_bytes else 0, max_bytes))
+        out = np.empty(math.prod(shape), dtype=dtype)
+        buf = memoryview(out.view(np.uint8).reshape(-1))
+        got = 0
         try:
-            payload = stream.read(n_bytes)
+            while got < n_bytes:
+                chunk = stream.read(min(READ_CHUNK, n_bytes - got))
+                if not chunk:
+                    break
+                buf[got:got + len(chunk)] = chunk
+                got += len(chunk)
             extra = stream.read(1)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise DataError(f"{name}: corrupt data ({exc})") from None
-        if len(payload) < n_bytes:
+        if got < n_bytes:
             raise DataError(f"{name}: truncated: header declares shape {shape} ({n_bytes} bytes) "
-                            f"but only {len(payload)} bytes follow")
+                            f"but only {got} bytes follow")
         if extra:
-            raise DataError(f"{name}: {name} has data beyond the shape {shape} its header declares")
+            raise DataError(f"{name}: has data beyond the shape {shape} its header declares")
     finally:
         stream.close()
-    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    out = out.reshape(shape)
+    if dtype.byteorder not in ("=", "|") and dtype.itemsize > 1:
+        out = out.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return out.view(dtype.newbyteorder("="))
 
 
 def write_idx(path, array: np.ndarray) -> None:

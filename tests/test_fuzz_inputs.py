@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.checkpoint import load_checkpoint
@@ -20,7 +20,10 @@ from engine.datasets import read_idx
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.rules import make_rule
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same cases on every run, so CI never fails at random; cases found once are
+# pinned with @example so a fixed bug stays tested
+FAST = settings(max_examples=120, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FAST
@@ -38,6 +41,10 @@ def test_random_bytes_as_idx(data):
 @given(code=st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0x42]),
        dims=st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=5),
        body=st.integers(0, 300))
+@example(code=0x08, dims=[0, 3036988439, 3037012561], body=0)   # zero next to huge: was NumPy's "array is too big"
+@example(code=0x0E, dims=[2**32 - 1, 0], body=0)
+@example(code=0x08, dims=[0], body=0)
+@example(code=0x08, dims=[2, 2], body=4)
 def test_structured_idx_headers(code, dims, body):
     header = bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
     try:
@@ -77,7 +84,7 @@ def test_malformed_checkpoints(tmp_path_factory, meta, shapes, fill):
         assert m["format"] == 1 and all(np.isfinite(w).all() for w in weights)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(name=st.sampled_from(["lr", "v_th", "leak", "alpha_out", "alpha_hid", "dropout_in", "dropout_hid",
                              "n_steps", "margin"]),
        value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6),

@@ -65,7 +65,7 @@ def test_checkpoint_refuses_other_architecture_and_rule(trainer, tmp_path, tiny)
         other.load_state(path)
 
 
-@pytest.mark.parametrize("content,msg", [(b"", "corrupt|unreadable"), (b"PK\x03\x04junk", "corrupt|unreadable"),
+@pytest.mark.parametrize("content,msg", [(b"", "empty \\(0 bytes\\)"), (b"PK\x03\x04junk", "corrupt|unreadable"),
                                          (b"hello", "corrupt|unreadable")])
 def test_corrupt_checkpoint(tmp_path, content, msg):
     p = tmp_path / "bad.npz"

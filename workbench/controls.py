@@ -19,19 +19,25 @@ from __future__ import annotations
 import io
 import logging
 import textwrap
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from engine.errors import SpikeWorkbenchError
 from engine.rules import rule_class, rule_names
 
+from .safetext import as_html, as_markdown, display_name
 from .session import MAX_TRACED, TrainingSession, dataset_from_idx, parse_traced
 
 log = logging.getLogger(__name__)
+
+#: Threads that parse uploaded files, so a large upload never stalls the server's event loop
+#: (and with it every other page); shared by all sessions of the process.
+FILE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spikewb-files")
 
 Notify = Callable[[str, str], None]
 
@@ -181,7 +187,7 @@ class Field:
             self.clear_error()
 
     def show_error(self, text: str) -> None:
-        self.error.object = f"&#9888; {text}"
+        self.error.object = f"&#9888; {as_html(text)}"
         self.error.visible = True
 
     def clear_error(self) -> None:
@@ -214,6 +220,8 @@ class ControlPanel(pn.viewable.Viewer):
         self.session = session
         self.notify = notify
         self._futures: list[tuple[Future, str]] = []
+        #: Uploads being parsed in :data:`FILE_THREADS`, with what to do on the page when done.
+        self._file_jobs: list[tuple[Future, Callable[[Future], None]]] = []
         self.pending: dict[str, Any] = {}
         self._generation = session.generation
 
@@ -378,7 +386,7 @@ class ControlPanel(pn.viewable.Viewer):
     def _show_pending(self) -> None:
         show = bool(self.pending)
         if show:
-            items = "; ".join(f"{k} \u2192 {_fmt(v)}" for k, v in self.pending.items())
+            items = "; ".join(f"{k} \u2192 {as_markdown(_fmt(v), 200)}" for k, v in self.pending.items())
             self.confirm_text.object = (f"**Rebuild the network?** {items}. "
                                         "The trained weights and the progress are discarded.")
         self.confirm_text.visible = show
@@ -421,23 +429,62 @@ class ControlPanel(pn.viewable.Viewer):
             self.notify("danger", _message(exc))
 
     # ================================================================ files
+    def _background(self, work: Callable[[], Any], done: Callable[[Future], None]) -> Future:
+        """Run ``work()`` in a file thread; ``done(future)`` then runs on this page's
+        document (next tick), or from :meth:`poll` when there is no served document."""
+        fut = FILE_THREADS.submit(work)
+        doc = pn.state.curdoc
+        served = doc is not None and getattr(doc, "session_context", None) is not None
+        self._file_jobs.append((fut, done))
+        if served:
+            def on_page() -> None:
+                with set_curdoc(doc):
+                    for f in [f for f, _ in self._file_jobs if f.done()]:
+                        self._finish_file_job(f)
+
+            def finished(f: Future) -> None:
+                try:
+                    doc.add_next_tick_callback(on_page)
+                except Exception:  # the page closed meanwhile: nothing to show
+                    pass
+            fut.add_done_callback(finished)
+        return fut
+
+    def _finish_file_job(self, fut: Future) -> None:
+        for k, (f, done) in enumerate(self._file_jobs):
+            if f is fut:
+                del self._file_jobs[k]
+                done(fut)
+                return
+
+    def _show_file_error(self, pane, text: str) -> None:
+        pane.object = f"&#9888; {as_html(text)}"
+        pane.visible = True
+        self.notify("danger", text)
+
     def _upload_data(self, event) -> None:
         values, names = self.data_upload.value, self.data_upload.filename
-        if not values:
+        if values is None or (isinstance(values, list) and not values):
             return
         if not isinstance(values, list):
             values, names = [values], [names]
-        names = [n or f"file{k}" for k, n in enumerate(names or [])]
+        names = [display_name(n) if n else f"file{k}" for k, n in enumerate(names or [])]
+        names += [f"file{k}" for k in range(len(names), len(values))]
+        files = dict(zip(names, values))
+        budget = self.session.upload_budget()
+        self.data_error.object = "Reading " + as_html(", ".join(names), 300) + " \u2026"
+        self.data_error.visible = True
+        self._background(lambda: dataset_from_idx(files, max_bytes=budget), self._data_parsed)
+
+    def _data_parsed(self, fut: Future) -> None:
         try:
-            data = dataset_from_idx(dict(zip(names, values)))
+            data = fut.result()
             name = self.session.add_dataset(data)
         except Exception as exc:
-            text = f"Upload refused: {_message(exc)}"
-            self.data_error.object = f"&#9888; {text}"
-            self.data_error.visible = True
-            self.notify("danger", text)
+            self._show_file_error(self.data_error, f"Upload refused: {_message(exc)}")
             return
         self.data_error.visible = False
+        self.data_error.object = ""
         self.dataset_field.widget.options = self.session.datasets()
         self.dataset_field.widget.value = name  # asks for the rebuild
         self.notify("info", f"Uploaded {name}: {len(data.y_train)} train / {len(data.y_test)} test samples, "
@@ -445,18 +492,22 @@ class ControlPanel(pn.viewable.Viewer):
 
     def _upload_checkpoint(self, event) -> None:
         data = self.ckpt_upload.value
-        if not data:
+        if data is None:
             return
+        name = display_name(self.ckpt_upload.filename) if self.ckpt_upload.filename else "uploaded file"
+        self.ckpt_error.object = "Reading " + as_html(name, 200) + " \u2026"
+        self.ckpt_error.visible = True
+        self._background(lambda: self.session.load_checkpoint(data, name=name), self._checkpoint_read)
+
+    def _checkpoint_read(self, fut: Future) -> None:
         try:
-            fut = self.session.load_checkpoint(data, name=self.ckpt_upload.filename or "uploaded file")
+            load = fut.result()
         except Exception as exc:
-            text = f"Checkpoint refused: {_message(exc)}"
-            self.ckpt_error.object = f"&#9888; {text}"
-            self.ckpt_error.visible = True
-            self.notify("danger", text)
+            self._show_file_error(self.ckpt_error, f"Checkpoint refused: {_message(exc)}")
             return
         self.ckpt_error.visible = False
-        self._track(fut, "checkpoint")
+        self.ckpt_error.object = ""
+        self._track(load, "checkpoint")
 
     def _checkpoint_file(self):
         try:
@@ -476,6 +527,8 @@ class ControlPanel(pn.viewable.Viewer):
 
     def poll(self) -> None:
         """Report finished commands; re-sync widgets after a new generation.  Call periodically."""
+        for fut, _ in [job for job in self._file_jobs if job[0].done()]:
+            self._finish_file_job(fut)
         if self._futures:
             still = []
             for fut, what in self._futures:
@@ -486,7 +539,11 @@ class ControlPanel(pn.viewable.Viewer):
                     continue
                 exc = fut.exception()
                 if exc is not None:
-                    self.notify("danger", f"{(what or 'change').capitalize()} failed: {_message(exc)}")
+                    text = f"{(what or 'change').capitalize()} failed: {_message(exc)}"
+                    if what == "checkpoint":
+                        self._show_file_error(self.ckpt_error, f"Checkpoint refused: {_message(exc)}")
+                    else:
+                        self.notify("danger", text)
                     if what in ("rebuild", "checkpoint"):
                         self.refresh()
                 elif what in ("rebuild", "checkpoint", "reset"):

@@ -64,14 +64,17 @@ import numpy as np
 import param
 
 from engine.checkpoint import load_checkpoint
+from engine.checkpoint import read_arrays  # noqa: F401  (re-exported for the controls)
+from engine.config import CHECKPOINT_MAX_BYTES, IDX_MAX_BYTES
 from engine.datasets import Dataset, available, images_and_labels, load_dataset, read_idx
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.frame import Frame, Record
 from engine.network import Architecture
 from engine.rules import LearningRule, make_rule, rule_class
-from engine.trainer import EpochResult, Trainer
+from engine.trainer import EpochResult, Trainer, arch_from_meta, rule_from_meta
 
 from .limits import Limits, SlotPool, check_network, time_steps
+from .safetext import display_name
 from .worker import CommandWorker
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,9 @@ STRUCTURAL = ("rule", "hidden", "dataset", "seed")
 MAX_TRACED = 4
 #: Number of first-layer receptive fields copied for the weights view.
 N_FIELDS = 25
+#: Share of the per-session memory budget (``Limits.memory_mb``) one upload (IDX
+#: files together, or a checkpoint's arrays) may declare; the rest is for the network.
+UPLOAD_SHARE = 0.25
 
 _DATASETS: dict[str, Dataset] = {}
 _DATASETS_LOCK = threading.Lock()
@@ -108,7 +114,8 @@ def shared_dataset(name: str) -> Dataset:
         return ds
 
 
-def dataset_from_idx(files: dict[str, bytes], test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def dataset_from_idx(files: dict[str, bytes], test_fraction: float = 0.2, seed: int = 0,
+                     max_bytes: int = IDX_MAX_BYTES) -> Dataset:
     """Build a dataset from uploaded IDX files (plain or gzip).
 
     ``files`` maps file names to contents.  Either one images file (3-D IDX,
@@ -120,16 +127,26 @@ def dataset_from_idx(files: dict[str, bytes], test_fraction: float = 0.2, seed: 
     ------
     DataError
         A file is not IDX, is corrupt or truncated, or the pair does not match
-        (number of samples, image type, labels outside 0..255).
+        (number of samples, image type, labels outside 0..255), or the files
+        together declare more than ``max_bytes`` (checked from each header
+        before its data is read or inflated).
     """
     if not files:
         raise DataError("no file uploaded")
     arrays = {}
+    left = int(max_bytes)
     for name, data in files.items():
+        name = display_name(name) if name else "uploaded file"
+        if not data:
+            raise DataError(f"{name}: the file is empty (0 bytes); expected an IDX file")
         try:
-            arrays[name] = read_idx(bytes(data))
+            arrays[name] = a = read_idx(data, max_bytes=left, name=name)
         except DataError as exc:
-            raise DataError(f"{name}: {str(exc).replace('<uploaded data>: ', '')}") from None
+            if "limit" in str(exc) and left < max_bytes:
+                raise DataError(f"{exc} (left of the {max_bytes / 1e6:,.0f} MB this server allows "
+                                "for one upload)") from None
+            raise
+        left -= a.nbytes
     images = {n: a for n, a in arrays.items() if a.ndim >= 2}
     labels = {n: a for n, a in arrays.items() if a.ndim == 1}
     if not images or not labels:
@@ -432,41 +449,50 @@ class TrainingSession(param.Parameterized, CommandWorker):
             value = [int(v) for v in value]
         return cur == value
 
+    def upload_budget(self) -> int:
+        """Bytes one upload may declare: :data:`UPLOAD_SHARE` of the per-session memory
+        budget under server limits, else the engine's own caps."""
+        if self.limits is None:
+            return min(IDX_MAX_BYTES, CHECKPOINT_MAX_BYTES)
+        return max(1, int(float(self.limits.memory_mb) * 1e6 * UPLOAD_SHARE))
+
     def load_checkpoint(self, source, name: str | None = None) -> Future:
         """Load a checkpoint (path or bytes) between samples.
 
         A checkpoint of the same rule and layer sizes keeps the current
         dataset; another rule or architecture rebuilds from the checkpoint's
-        configuration.  The file is validated here (raises
-        :class:`CheckpointError` at once, naming the file as ``name`` for
-        uploaded bytes); the Future reports problems found while building.
+        configuration.  The file is read and its metadata checked here (raises
+        :class:`CheckpointError` at once, naming the file ``name``, default its
+        base name, never a server path); the arrays are checked against the
+        model the rule builds in the worker, before anything is installed, and
+        the Future reports problems found there.  Reading is bounded by
+        :meth:`upload_budget`.  This reads the file: call it off the page's
+        event loop (the controls do).
         """
         if isinstance(source, (bytes, bytearray, memoryview)):
+            name = name or "uploaded file"
+            if len(source) == 0:
+                raise CheckpointError(f"{name}: the file is empty (0 bytes); a checkpoint is a .npz archive "
+                                      "saved by this workbench or `spikewb train`")
             tmp = tempfile.NamedTemporaryFile(prefix="spikewb-upload-", suffix=".npz", delete=False)
             with tmp:
-                tmp.write(bytes(source))
+                tmp.write(source)
             path = Path(tmp.name)
             cleanup = True
         else:
             path, cleanup = Path(source), False
+            name = name or path.name
         self.touch()
+        budget = self.upload_budget()
         try:
-            meta, _, _ = load_checkpoint(path)
-            rule_class(meta.get("rule", "?"))
-        except ConfigError as exc:
-            if cleanup:
-                path.unlink(missing_ok=True)
-            raise CheckpointError(f"checkpoint uses an unknown rule: {exc}") from None
-        except CheckpointError as exc:
-            if cleanup:
-                path.unlink(missing_ok=True)
-                raise CheckpointError(str(exc).replace(str(path), name or "uploaded file")) from None
-            raise
+            meta, _, _ = load_checkpoint(path, max_bytes=budget, name=name)
+            rule = rule_from_meta(meta, name)
+            arch_from_meta(meta, name)
         except Exception:
             if cleanup:
                 path.unlink(missing_ok=True)
             raise
-        return self._submit(lambda: self._do_load(path, meta, cleanup), "load")
+        return self._submit(lambda: self._do_load(path, meta, cleanup, rule, name, budget), "load")
 
     def checkpoint_bytes(self) -> Future:
         """The current state as checkpoint bytes (``.npz``), taken between samples."""
@@ -718,30 +744,37 @@ class TrainingSession(param.Parameterized, CommandWorker):
             self._set_traced(traced)
         return "applied " + ", ".join(f"{k} = {v}" for k, v in changes.items()) if changes else "applied"
 
-    def _do_load(self, path: Path, meta: dict, cleanup: bool) -> str:
+    def _do_load(self, path: Path, meta: dict, cleanup: bool, rule: LearningRule | None = None,
+                 name: str | None = None, max_bytes: int | None = None) -> str:
+        name = name or path.name
         try:
-            same = (meta["rule"] == self.rule_name and tuple(meta["sizes"]) == tuple(self.sizes)
+            rule = rule if rule is not None else rule_from_meta(meta, name)
+            arch = arch_from_meta(meta, name)
+            seed = meta.get("seed", 0)
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+                raise CheckpointError(f"{name}: metadata 'seed' must be an integer in [0, 2^31)")
+            same = (rule.key == self.rule_name and tuple(arch.sizes) == tuple(self.sizes)
                     and meta.get("dataset") == self.dataset)
             if same:
-                trainer = self._build(make_rule(meta["rule"], **meta["rule_params"]), self.dataset,
-                                      list(self.hidden), int(meta.get("seed", self.seed)))
+                trainer = self._build(rule, self.dataset, list(self.hidden), seed)
                 dataset = self.dataset
             else:
                 dataset = meta.get("dataset", self.dataset)
                 try:
+                    if not isinstance(dataset, str):
+                        raise ConfigError("not a dataset name")
                     data = self._dataset(dataset)
                 except ConfigError:
                     data, dataset = self._dataset(self.dataset), self.dataset
-                arch = Architecture(**meta["arch"])
                 if arch.n_inputs != data.n_features or arch.n_outputs != data.n_classes:
                     raise CheckpointError(
-                        f"checkpoint network {'-'.join(map(str, meta['sizes']))} does not fit dataset "
+                        f"{name}: checkpoint network {arch.describe()} does not fit dataset "
                         f"{dataset} ({data.n_features} inputs, {data.n_classes} classes)")
-                trainer = self._build(make_rule(meta["rule"], **meta["rule_params"]), dataset,
-                                      list(arch.hidden), int(meta.get("seed", 0)))
-            trainer.load_state(path)
-        except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint metadata is incomplete ({exc})") from None
+                trainer = self._build(rule, dataset, list(arch.hidden), seed)
+            trainer.load_state(path, name=name, max_bytes=max_bytes)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{name}: checkpoint metadata is incomplete or malformed "
+                                  f"({type(exc).__name__})") from None
         finally:
             if cleanup:
                 path.unlink(missing_ok=True)
@@ -852,7 +885,7 @@ def checkpoint_summary(data: bytes) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "c.npz"
         p.write_bytes(data)
-        meta, _, _ = load_checkpoint(p)
+        meta, _, _ = load_checkpoint(p, name="checkpoint")
     return meta
 
 

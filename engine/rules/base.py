@@ -19,6 +19,7 @@ weights and state live in the :class:`~engine.network.Model` that
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -29,6 +30,41 @@ from ..frame import Frame, Record
 from ..network import Architecture, Model
 
 _REGISTRY: dict[str, type["LearningRule"]] = {}
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """What one model-state array must look like (the schema a checkpoint is checked against).
+
+    ``kind`` is ``"f"`` (floating point) or ``"i"`` (integer, signed or
+    unsigned); a loaded array of the same kind is cast to ``dtype``.  ``lo`` /
+    ``hi`` bound its values (inclusive); floating arrays must be finite.
+    ``required`` arrays must be present in a checkpoint (those the rule's
+    ``build`` creates); the others (state a rule creates lazily during
+    training, e.g. look-ahead weights) may be absent.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    lo: float | None = None
+    hi: float | None = None
+    required: bool = True
+
+    @property
+    def kind(self) -> str:
+        return "f" if np.dtype(self.dtype).kind == "f" else "i"
+
+    @classmethod
+    def like(cls, a: np.ndarray, **kw) -> "ArraySpec":
+        return cls(tuple(int(n) for n in a.shape), np.dtype(a.dtype), **kw)
+
+
+def label_in_range(y, n_out: int) -> int:
+    """``y`` as a class index in ``0..n_out-1`` (kernels index with it); DataError otherwise."""
+    from ..errors import DataError
+    if isinstance(y, (bool, np.bool_)) or not isinstance(y, (int, np.integer)) or not 0 <= int(y) < n_out:
+        raise DataError(f"label {y!r} outside 0..{n_out - 1}")
+    return int(y)
 
 
 class LearningRule(param.Parameterized):
@@ -95,6 +131,24 @@ class LearningRule(param.Parameterized):
         on a copy before applying a live change, so a refused combination never
         reaches the training worker.
         """
+
+    def state_schema(self, model: Model) -> dict[str, ArraySpec]:
+        """Every state array a model of this rule may hold, with its shape, dtype and range.
+
+        ``model`` is a freshly built model (:meth:`build`): its own state arrays
+        are the schema (required, same shape and dtype kind, finite); rules that
+        create more state while training add it (optional) in
+        :meth:`extra_state_schema`.  Checkpoints are checked against this before
+        any array reaches a kernel (:meth:`engine.trainer.Trainer.load_state`).
+        """
+        schema = {k: ArraySpec.like(v) for k, v in model.state.items()}
+        schema.update(self.extra_state_schema(model))
+        return schema
+
+    def extra_state_schema(self, model: Model) -> dict[str, ArraySpec]:
+        """State arrays not made by :meth:`build` (created lazily while training), or
+        tighter ranges for those that are; empty by default."""
+        return {}
 
     def check_model(self, model: Model) -> None:
         """Refuse a model built by another rule or for other layer sizes."""

@@ -61,7 +61,7 @@ from ..errors import ConfigError, NumericalError
 from ..frame import Frame, Record, RECORD_NONE
 from ..network import Architecture, Model, layer_names
 from ..neurons import lif_layer_forward
-from .base import LearningRule, register
+from .base import LearningRule, label_in_range, register
 
 #: Paper configurations (reference code's ``hyper_pars.config`` and README).
 PRESETS = {
@@ -281,6 +281,7 @@ class DesireBP(LearningRule):
     def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
         self.check_model(model)
         self._check_steps()
+        y = label_in_range(y, model.sizes[-1])
         record = RECORD_NONE if record is None else record
         weights = model.weights
         sizes = model.sizes

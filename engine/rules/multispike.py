@@ -91,6 +91,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import math
+
 import numpy as np
 import param
 
@@ -99,7 +101,7 @@ from ..errors import ConfigError, NumericalError
 from ..frame import Frame, Record, RECORD_NONE
 from ..config import njit
 from ..network import Architecture, Model, layer_names
-from .base import LearningRule, register
+from .base import ArraySpec, LearningRule, label_in_range, register
 
 #: Points of the potential trace of a recorded neuron over [0, t_max].
 TRACE_POINTS = 256
@@ -313,6 +315,13 @@ class MultiSpikeBP(LearningRule):
         model.state["n_acc"] = np.zeros(1, np.int64)
         model.state["adam_t"] = np.zeros(1, np.int64)
 
+    def extra_state_schema(self, model: Model) -> dict[str, ArraySpec]:
+        """Tighter ranges: second moments are non-negative, counters are counts."""
+        out = {f"adam_v{l}": ArraySpec(w.shape, np.dtype(np.float64), lo=0.0) for l, w in enumerate(model.weights)}
+        out["n_acc"] = ArraySpec((1,), np.dtype(np.int64), lo=0, hi=2**31)
+        out["adam_t"] = ArraySpec((1,), np.dtype(np.int64), lo=0, hi=2**62)
+        return out
+
     # ---------------------------------------------------------------- loss
     def output_loss(self, out: cuba.LayerSpikes, y: int):
         """(loss, g (n_out, max_spikes) direct dL/dt, first-spike times, probabilities)."""
@@ -401,9 +410,18 @@ class MultiSpikeBP(LearningRule):
             model.state["adam_t"][0] += 1
             t = int(model.state["adam_t"][0])
             c1, c2 = 1.0 - ADAM_B1 ** t, 1.0 - ADAM_B2 ** t
+        for l, w in enumerate(model.weights):  # the kernel walks all four arrays with w's index
+            for key in (f"grad{l}", f"adam_m{l}", f"adam_v{l}"):
+                a = model.state[key]
+                if a.shape != w.shape or a.dtype != np.float64 or not a.flags.c_contiguous:
+                    raise ConfigError(f"optimiser state {key} has shape {a.shape} ({a.dtype}); "
+                                      f"expected {w.shape} float64 like weight layer {l + 1}")
         norms = [float(_adam(w, model.state[f"grad{l}"], model.state[f"adam_m{l}"], model.state[f"adam_v{l}"],
                              n, lr, c1, c2, ADAM_B1, ADAM_B2, ADAM_EPS, sgd))
                  for l, w in enumerate(model.weights)]
+        if not all(math.isfinite(x) for x in norms):
+            raise NumericalError(f"the weight update became NaN/Inf at epoch {model.epoch}; lower the "
+                                 "learning rate and reset the network")
         model.state["n_acc"][0] = 0
         return norms
 
@@ -412,6 +430,7 @@ class MultiSpikeBP(LearningRule):
         record = RECORD_NONE if record is None else record
         if "n_acc" not in model.state:
             self._init_state(model)
+        y = label_in_range(y, model.sizes[-1])
         lr = self.learning_rate(model.epoch)
         loss, dw, info = self.gradient(model, x, y)
         grad_norm = np.array([_norm(d) for d in dw])

@@ -109,7 +109,7 @@ from ..encoding import rate_bernoulli
 from ..errors import ConfigError, DataError, NumericalError
 from ..frame import Frame, Record, RECORD_NONE
 from ..network import Architecture, Model, layer_names
-from .base import LearningRule, register
+from .base import ArraySpec, LearningRule, register
 
 #: Authors' configurations (``reference/desire_ssnn.md`` 2.8), for the Trainer / CLI.
 PRESETS = {
@@ -271,6 +271,16 @@ class SSNNBP(LearningRule):
         if "n_acc" not in st:
             st["n_acc"] = np.zeros(1, np.int64)
 
+    def extra_state_schema(self, model: Model) -> dict[str, ArraySpec]:
+        """Look-ahead weights (made at a minibatch's first sample), 0/1 masks, a count."""
+        out: dict[str, ArraySpec] = {}
+        for l, w in enumerate(model.weights):
+            out[f"look{l}"] = ArraySpec.like(w, required=False)
+        for l, n in enumerate(model.sizes[:-1]):
+            out[f"mask{l}"] = ArraySpec((int(n),), np.dtype(np.uint8), lo=0, hi=1)
+        out["n_acc"] = ArraySpec((1,), np.dtype(np.int64), lo=0, hi=2**31)
+        return out
+
     def lookahead(self, model: Model) -> list[np.ndarray]:
         """Nesterov look-ahead weights ``W + beta M`` (fresh arrays)."""
         beta = model.weights[0].dtype.type(self.momentum)
@@ -383,7 +393,7 @@ class SSNNBP(LearningRule):
         if T != int(self.n_steps) or y_spikes.shape != (T, sizes[-1]):
             raise ConfigError(f"spike trains of {T} / {y_spikes.shape} steps do not match T = {self.n_steps}")
         lr = self.learning_rate(model.epoch)
-        if int(st["n_acc"][0]) == 0 or "look0" not in st:
+        if int(st["n_acc"][0]) == 0 or any(f"look{l}" not in st for l in range(n_layers - 1)):
             for l, w in enumerate(self.lookahead(model)):
                 st[f"look{l}"] = w if w is not model.weights[l] else w.copy()
         look = [st[f"look{l}"] for l in range(n_layers - 1)]

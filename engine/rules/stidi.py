@@ -141,7 +141,7 @@ from ..encoding import time_to_first_spike
 from ..errors import ConfigError, NumericalError
 from ..frame import Frame, Record, RECORD_NONE
 from ..network import Architecture, Model
-from .base import LearningRule, register
+from .base import ArraySpec, LearningRule, label_in_range, register
 
 #: Points of the uniform grid on which recorded potentials are sampled.
 TRACE_POINTS = 201
@@ -490,6 +490,16 @@ class STiDiBP(LearningRule):
         sizes = (int(arch.n_inputs), *(l.n_out for l in layers))
         return Model(self.key, sizes, weights, rng)
 
+    def extra_state_schema(self, model: Model) -> dict[str, ArraySpec]:
+        """The dead-neuron counters of :meth:`_track_dead` (made while training)."""
+        layers = self.layers(model)
+        out = {"stidi_count": ArraySpec((2,), np.dtype(np.int64), lo=0, hi=2**62, required=False)}
+        for l, layer in enumerate(layers, start=1):
+            if layer.has_weights and l < len(layers):
+                n = layer.maps if layer.kind == "conv" else layer.n_out
+                out[f"stidi_fired_{layer.w_index}"] = ArraySpec((n,), np.dtype(np.float64), lo=0.0, required=False)
+        return out
+
     def _init_range(self, layer: Layer, is_output: bool) -> tuple[float, float]:
         """Uniform initialisation range of a layer's weights."""
         neg = max(self.init_negative, 0.25) if self.binary else self.init_negative
@@ -675,6 +685,7 @@ class STiDiBP(LearningRule):
     def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
         self.check_model(model)
         self._check()
+        y = label_in_range(y, model.sizes[-1])
         record = RECORD_NONE if record is None else record
         layers = self.layers(model)
         L = len(layers)
