@@ -13,5 +13,8 @@ from workbench.dynamics_view import DynamicsView
 pn.extension(throttled=True)
 
 view = DynamicsView()
-pn.template.FastListTemplate(title="Spike Workbench: E/I network dynamics", main=[view],
-                             main_max_width="1400px").servable()
+# The Bootstrap template like every other page: FastListTemplate (its FAST design) links the
+# "Open Sans" font from fonts.googleapis.com and puts inline onclick handlers into the page,
+# which the server's Content-Security-Policy blocks (docs/deployment.md).
+pn.template.BootstrapTemplate(title="Spike Workbench: E/I network dynamics", main=[view],
+                              main_max_width="1400px", header_background="#23395d").servable()

@@ -139,3 +139,85 @@ def test_session_refuses_networks_over_the_limits():
         assert s.rule.n_steps == 40
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------------- depth, T, compare
+def test_depth_is_limited_before_anything_else():
+    lim = Limits(max_layers=3)
+    check_network((784, 5, 5, 5, 10), 20, lim)
+    with pytest.raises(ConfigError, match="3,000 hidden layers"):
+        check_network((784, *[1] * 3000, 10), 20, Limits())
+    with pytest.raises(ConfigError, match="4 hidden layers"):
+        check_network((784, 5, 5, 5, 5, 10), 20, lim)
+    assert Limits.from_env({"SPIKEWB_MAX_LAYERS": "12"}).max_layers == 12
+    assert Limits.from_env(Limits(max_layers=5).to_env()).max_layers == 5
+
+
+def test_time_steps_fail_closed_for_unknown_rules():
+    from engine.rules import make_rule
+    from workbench.limits import time_steps
+
+    assert time_steps(make_rule("desire", n_steps=30)) == 30
+    assert time_steps(make_rule("ssnn", n_steps=2001)) == 2001
+    assert time_steps(make_rule("normad")) > 0
+    assert time_steps(make_rule("stidi")) == 0 and time_steps(make_rule("multispike")) == 0
+    with pytest.raises(ConfigError, match="cannot tell the time steps"):
+        time_steps({"lr": 0.1, "window": 5})
+
+    class Unknown:  # a rule object whose step count has another name
+        key = "future"
+        n_ticks = 10 ** 6
+    with pytest.raises(ConfigError, match="'future'"):
+        time_steps(Unknown())
+    for bad in ({"n_steps": float("nan")}, {"n_steps": -1}, {"t_sample": 1e9, "dt": 1e-9},
+                {"t_sample": 10.0, "dt": 0.0}):
+        with pytest.raises(ConfigError):
+            time_steps(bad)
+
+
+def test_compare_panes_are_checked_together_before_anything_is_built(monkeypatch):
+    from workbench import compare
+    from workbench.compare import CompareSession, Comparison, PaneSpec
+
+    built = []
+    monkeypatch.setattr(compare, "Trainer", lambda *a, **k: built.append(a) or (_ for _ in ()).throw(AssertionError))
+    big = [PaneSpec("desire", (2000, 2000, 2000))] * 4
+    with pytest.raises(ConfigError, match="synapses"):
+        Comparison(big, limits=Limits())
+    with pytest.raises(ConfigError, match="T = 2001"):
+        Comparison([PaneSpec("ssnn", (10,), {"n_steps": 2001}), PaneSpec()], limits=Limits())
+    # four panes each under the limit, over it together
+    quarter = [PaneSpec("desire", (1500,))] * 4            # 4 x 1.19 M synapses
+    with pytest.raises(ConfigError, match="together"):
+        Comparison(quarter, limits=Limits())
+    assert built == []
+    with pytest.raises(ConfigError, match="synapses"):  # served: the server's limits
+        CompareSession.served(big, autostart=False)
+    assert built == []
+
+
+def test_compare_rebuild_is_refused_without_pausing(monkeypatch):
+    from workbench.compare import CompareSession, PaneSpec
+
+    s = CompareSession([PaneSpec("desire", (10,)), PaneSpec("desire", (10,))], limits=Limits(), autostart=False)
+    try:
+        with pytest.raises(ConfigError, match="synapses"):
+            s.rebuild([PaneSpec("desire", (2000, 2000, 2000))] * 2)
+        assert s.comparison.trainers[0].arch.hidden == [10]
+    finally:
+        s.close()
+
+
+def test_tau_sweep_settings_respect_the_server_limits():
+    from workbench.session import TrainingSession
+    from workbench.views.tausweep import TauSweepPanel
+
+    s = TrainingSession(rule="multispike", hidden=[8], autostart=False, limits=Limits(max_synapses=100_000))
+    try:
+        panel = TauSweepPanel(s, visible=True, hidden=100)
+        panel.settings()                                   # 784*100 + 100*10 synapses: fine
+        panel.hidden = 1000
+        with pytest.raises(ConfigError, match="synapses"):
+            panel.settings()
+    finally:
+        s.close()

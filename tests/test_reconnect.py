@@ -78,6 +78,8 @@ def test_attached_session_taken_over_by_a_newer_page():
     reg, s = Registry(), FakeSession()
     old = reg.attach(s)
     assert reg.owns(old, s) and reg.count() == 0   # attached, not parked
+    assert reg.claim(old) is None and reg.owns(old, s)   # its page is open: not taken, not used up
+    assert reg.leaving(old)                        # the page's beforeunload beacon
     assert reg.claim(old) is s
     new = reg.attach(s)
     assert new != old and reg.owns(new, s) and not reg.owns(old, s)
@@ -122,3 +124,47 @@ def test_reconnect_limit_from_environment():
     assert Limits.from_env(Limits(reconnect_s=5).to_env()).reconnect_s == 5
     with pytest.raises(ConfigError):
         Limits.from_env({"SPIKEWB_RECONNECT": "-1"})
+
+
+# ---------------------------------------------------------------------------- browser binding
+def test_claim_needs_the_browser_that_registered_the_page():
+    reg, s = Registry(), FakeSession()
+    mine, other = new_token(), new_token()
+    token = reg.attach(s, browser=mine)
+    assert not reg.leaving(token, other)           # another browser cannot mark the page leaving
+    assert reg.claim(token, mine) is None          # open page, not leaving
+    assert reg.park(token, s, 30.0)
+    assert reg.claim(token, other) is None         # a replayed token from another browser
+    assert reg.claim(token, None) is None          # ... or from one without a browser id
+    assert reg.count() == 1 and reg.owns(token, s)  # nothing used up by the failed claims
+    assert reg.claim(token, mine) is s
+    assert reg.claim(token, mine) is None
+
+
+def test_leaving_mark_runs_out():
+    reg, s = Registry(), FakeSession()
+    b = new_token()
+    token = reg.attach(s, browser=b)
+    assert reg.leaving(token, b, seconds=0.2)
+    time.sleep(0.3)
+    assert reg.claim(token, b) is None and reg.owns(token, s)
+
+
+def test_cookie_helpers_are_httponly_and_strict():
+    from types import SimpleNamespace
+    from http.cookies import SimpleCookie
+
+    from workbench import reconnect
+
+    req = SimpleNamespace(protocol="https", cookies=SimpleCookie())
+    bid = reconnect.browser_id(req)
+    assert reconnect.valid_token(bid) and reconnect.browser_id(req) == bid
+    (header,) = reconnect.queued_cookies(req)
+    assert header.startswith(f"{reconnect.BROWSER_COOKIE}={bid};")
+    for part in ("HttpOnly", "SameSite=Strict", "Secure", "Path=/"):
+        assert part in header.split("; ")
+    # a browser that has a well-formed id keeps it; a malformed one gets a new id
+    kept = SimpleNamespace(protocol="http", cookies=SimpleCookie({reconnect.BROWSER_COOKIE: bid}))
+    assert reconnect.browser_id(kept) == bid and reconnect.queued_cookies(kept) == []
+    bad = SimpleNamespace(protocol="http", cookies=SimpleCookie({reconnect.BROWSER_COOKIE: "x" * 10}))
+    assert reconnect.browser_id(bad) != "x" * 10 and len(reconnect.queued_cookies(bad)) == 1

@@ -84,6 +84,8 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
           max_steps: Optional[int] = typer.Option(
               None, "--max-steps", "--max-T",
               help="Largest T (time steps per sample) (default: SPIKEWB_MAX_STEPS, else 1000)."),
+          max_layers: Optional[int] = typer.Option(
+              None, help="Most hidden layers per network (default: SPIKEWB_MAX_LAYERS, else 8)."),
           memory_mb: Optional[float] = typer.Option(
               None, help="Estimated memory per session in MB, checked before a network is built "
                          "(default: SPIKEWB_MEMORY_MB, else 1024)."),
@@ -101,7 +103,7 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
     try:
         limits = Limits.from_env()
         values = {"max_training": max_training, "max_synapses": max_synapses, "max_steps": max_steps,
-                  "memory_mb": memory_mb, "idle_timeout_s": idle_timeout, "reconnect_s": reconnect}
+                  "max_layers": max_layers, "memory_mb": memory_mb, "idle_timeout_s": idle_timeout, "reconnect_s": reconnect}
         limits.param.update(**{k: v for k, v in values.items() if v is not None})
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))

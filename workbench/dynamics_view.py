@@ -36,6 +36,10 @@ from bokeh.transform import linear_cmap
 
 from engine.ei_network import EINetwork, EIParams, REGIMES, isi_cv, isis, make_params
 
+from .pagestate import guard_panel_query
+
+guard_panel_query()  # a link with odd query values must not blank this page either
+
 log = logging.getLogger(__name__)
 
 #: Parameters that get a slider (live, no rebuild).
@@ -135,11 +139,49 @@ class DynamicsView(pn.viewable.Viewer):
         self._build_plots()
         self._controls = pn.Column(sizing_mode="stretch_width")
         self._refresh_controls()
-        self._net = EINetwork(self.net_params)
-        self._ring = _Ring(self.window, self.net_params.dt, len(self.record), self.stats_window)
+        # Nothing is built or simulated yet: on a served page the worker starts once the browser's
+        # websocket is connected (start_streaming -> pn.state.onload) and builds the network when it
+        # holds one of the server's training slots (workbench/limits.py); a plain GET costs nothing.
+        self._net: EINetwork | None = None
+        self._ring: _Ring | None = None
+        self._thread: threading.Thread | None = None
+        #: Training slots shared with the trainer pages (served pages; None: simulate without one).
+        self.pool = None
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:  # scripts, notebooks, tests: at once
+            self.start()
+
+    def start(self, pool=None) -> None:
+        """Start the worker thread (idempotent); with a ``pool`` it simulates only while holding a slot."""
+        if self._thread is not None or self._stop.is_set():
+            return
+        self.pool = pool
         self._thread = threading.Thread(target=self._worker, name="dynamics-worker", daemon=True)
         self._thread.start()
         self._wake.set()
+
+    def _start_served(self) -> None:
+        from .limits import training_pool
+        self.start(pool=training_pool())
+
+    def _take_slot(self) -> bool:
+        """Whether this page may simulate now (holds a slot, or needs none); else it queues for one."""
+        return self.pool is None or self.pool.request(self, self._wake.set)
+
+    def _release_slot(self) -> None:
+        if self.pool is not None:
+            self.pool.release(self)  # the slot, or the place in the queue
+
+    def slot_wait_text(self) -> str | None:
+        """The page's note while it waits for a training slot (None when not waiting)."""
+        pool = self.pool
+        if pool is None or not self.playing or self._stop.is_set():
+            return None
+        place = pool.position(self)
+        if place is None:
+            return None
+        return (f"**waiting for a free simulation slot** (place {place} in the queue; this server runs at most "
+                f"{pool.size} trainings and simulations at once)")
 
     # ------------------------------------------------------------------ control (UI thread)
     def reset(self, *_):
@@ -154,6 +196,7 @@ class DynamicsView(pn.viewable.Viewer):
         """Stop the worker and the page callback (idempotent)."""
         self._stop.set()
         self._wake.set()
+        self._release_slot()
         if self._callback is not None:
             try:
                 self._callback.stop()
@@ -198,13 +241,21 @@ class DynamicsView(pn.viewable.Viewer):
         was_playing = True
         while not self._stop.is_set():
             try:
+                if self._net is None:  # built by the first slot this page gets
+                    if not (self.playing and self._take_slot()):
+                        self._wake.wait(0.5)
+                        self._wake.clear()
+                        continue
+                    self._net = EINetwork(self.net_params)
+                    self._ring = _Ring(self.window, self.net_params.dt, len(self._rec_idx()), self.stats_window)
                 with self._lock:
                     cmds, self._pending = self._pending, []
                 for cmd in cmds:
                     self._apply(cmd)
                 if not self.playing:
-                    if was_playing:  # show the paused state once
+                    if was_playing:  # show the paused state once; a paused page holds no slot
                         was_playing = False
+                        self._release_slot()
                         self._publish()
                     if not cmds:
                         self._wake.wait(0.5)
@@ -213,6 +264,10 @@ class DynamicsView(pn.viewable.Viewer):
                         self._publish()
                     continue
                 was_playing = True
+                if not self._take_slot():  # every slot is taken: wait for one (the grant wakes us)
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
                 t0 = time.perf_counter()
                 chunk = self._net.run(self.chunk_ms, record=self._rec_idx())
                 self._ring.add(chunk)
@@ -232,6 +287,7 @@ class DynamicsView(pn.viewable.Viewer):
                 with param.edit_constant(self):
                     self.error = f"{type(exc).__name__}: {exc}"
                 self.playing = False
+        self._release_slot()
 
     def _rec_idx(self) -> np.ndarray:
         n = self._net.params.n_neurons
@@ -346,6 +402,12 @@ class DynamicsView(pn.viewable.Viewer):
     def update(self):
         """Periodic callback: take the newest snapshot and redraw (runs on the session's IOLoop)."""
         try:
+            waiting = self.slot_wait_text()
+            if waiting is not None:
+                if self.status != waiting:
+                    with param.edit_constant(self):
+                        self.status = waiting
+                return
             snap = self._mailbox
             if snap is None or snap.seq == self._seq_shown:
                 return
@@ -385,6 +447,8 @@ class DynamicsView(pn.viewable.Viewer):
             pn.state.on_session_destroyed(lambda ctx: self.close())
         except Exception:  # not in a server session (notebook, tests)
             pass
+        if pn.state.curdoc.session_context is not None:  # served: only once the browser is connected
+            pn.state.onload(self._start_served)
 
     def __panel__(self):
         self.start_streaming()

@@ -29,6 +29,9 @@ class Limits(param.Parameterized):
                                  doc="A network with more synapses is refused before it is built.")
     max_steps = param.Integer(1000, bounds=(1, 10**6), label="Longest sample (time steps)",
                               doc="Largest T (time steps per sample) a session may set.")
+    max_layers = param.Integer(8, bounds=(1, 1000), label="Deepest network (hidden layers)",
+                               doc="A network with more hidden layers is refused before it is built (every "
+                                   "layer costs Python work per time step, whatever its width).")
     memory_mb = param.Number(1024.0, bounds=(1.0, 10**6), label="Memory per session (MB)",
                              doc="Estimated memory of a session's network must stay below this.")
     idle_timeout_s = param.Number(900.0, bounds=(1.0, 10**7), label="Idle pause (s)",
@@ -39,7 +42,7 @@ class Limits(param.Parameterized):
                                    "0 stops the training at once.")
 
     ENV = {"max_training": "SPIKEWB_MAX_TRAINING", "max_synapses": "SPIKEWB_MAX_SYNAPSES",
-           "max_steps": "SPIKEWB_MAX_STEPS", "memory_mb": "SPIKEWB_MEMORY_MB",
+           "max_steps": "SPIKEWB_MAX_STEPS", "max_layers": "SPIKEWB_MAX_LAYERS", "memory_mb": "SPIKEWB_MEMORY_MB",
            "idle_timeout_s": "SPIKEWB_IDLE_TIMEOUT", "reconnect_s": "SPIKEWB_RECONNECT"}
 
     @classmethod
@@ -74,28 +77,78 @@ def estimate_bytes(sizes: tuple[int, ...] | list[int], n_steps: int, itemsize: i
     return int(synapses * itemsize * (1 + state_copies) + buffers)
 
 
+#: Rules whose cost does not grow with a step count (event-driven: spike times are solved, not stepped).
+EVENT_DRIVEN_RULES = frozenset({"stidi", "multispike"})
+
+
 def time_steps(rule) -> int:
     """Time steps per sample of a rule (object or mapping of its parameters).
 
     ``n_steps`` where the rule has one (Desire BP, SSNN-BP), ``t_sample / dt``
     for clock-driven NormAD; 0 for the event-driven rules (STiDi-BP,
-    multi-spike), whose cost does not grow with a step count.
+    multi-spike: their ``key`` is in :data:`EVENT_DRIVEN_RULES`), whose cost
+    does not grow with a step count.  Anything else fails closed: a rule whose
+    step count cannot be told from its parameters raises :class:`ConfigError`
+    instead of escaping the ``max_steps`` limit.
 
-    >>> time_steps({"n_steps": 20}), time_steps({"t_sample": 100.0, "dt": 0.1}), time_steps({})
-    (20, 1000, 0)
+    >>> time_steps({"n_steps": 20}), time_steps({"t_sample": 100.0, "dt": 0.1})
+    (20, 1000)
+    >>> time_steps({"key": "multispike", "t_max": 30.0})
+    0
+    >>> try:
+    ...     time_steps({"lr": 0.1})
+    ... except ConfigError as exc:
+    ...     print(str(exc)[:55])
+    cannot tell the time steps per sample of rule '?' (para
     """
-    get = rule.get if isinstance(rule, dict) else (lambda k, d=None: getattr(rule, k, d))
+    if isinstance(rule, dict):
+        get = rule.get
+        key = rule.get("key")
+        names = sorted(k for k in rule if k != "key")
+    else:
+        def get(k, d=None):
+            return getattr(rule, k, d)
+        key = getattr(rule, "key", None)
+        params = getattr(rule, "param", None)
+        names = sorted(k for k in params) if params is not None else []
     n = get("n_steps")
     if n is not None:
-        return int(n)
+        return _whole(n, "n_steps")
     t, dt = get("t_sample"), get("dt")
-    if t is not None and dt:
-        return int(round(float(t) / float(dt)))
-    return 0
+    if t is not None and dt is not None:
+        t, dt = float(t), float(dt)
+        if not (t >= 0 and dt > 0) or t / dt > 1e12:  # NaN fails both comparisons
+            raise ConfigError(f"t_sample = {t} ms with dt = {dt} ms gives no usable number of time steps")
+        return int(round(t / dt))
+    if key in EVENT_DRIVEN_RULES:
+        return 0
+    shown = ", ".join(n for n in names if n != "name")[:200] or "none"
+    raise ConfigError(f"cannot tell the time steps per sample of rule {key or '?'!r} (parameters: {shown}); "
+                      "refused (workbench/limits.py: time_steps knows n_steps, t_sample/dt and the "
+                      "event-driven rules)")
+
+
+def _whole(value, name: str) -> int:
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} = {value!r} is not a number of time steps") from None
+    if not n >= 0 or n > 1e12:
+        raise ConfigError(f"{name} = {value!r} is not a usable number of time steps")
+    return int(n)
 
 
 def check_network(sizes, n_steps: int, limits: Limits, itemsize: int = 4, state_copies: int = 1) -> None:
-    """Raise :class:`ConfigError` (with the limit and how to change it) if a network is too big."""
+    """Raise :class:`ConfigError` (with the limit and how to change it) if a network is too big.
+
+    Checked in this order, each before anything is allocated: depth (hidden
+    layers, ``max_layers``), synapses, time steps, estimated memory.
+    """
+    sizes = tuple(sizes)
+    hidden = max(len(sizes) - 2, 0)
+    if hidden > limits.max_layers:
+        raise ConfigError(f"a network with {hidden:,} hidden layers is refused; this server allows at most "
+                          f"{limits.max_layers} (make the network shallower)")
     synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     net = "-".join(map(str, sizes))
     if synapses > limits.max_synapses:
@@ -106,6 +159,29 @@ def check_network(sizes, n_steps: int, limits: Limits, itemsize: int = 4, state_
     mb = estimate_bytes(sizes, n_steps, itemsize, state_copies) / 1e6
     if mb > limits.memory_mb:
         raise ConfigError(f"network {net} needs about {mb:.0f} MB; this server allows "
+                          f"{limits.memory_mb:.0f} MB per session")
+
+
+def check_networks(networks, limits: Limits) -> None:
+    """Like :func:`check_network` for several networks that one session holds at once
+    (the panes of the compare page): each is checked on its own, then their synapses
+    and estimated memory together against the per-session limits.
+
+    ``networks`` is a sequence of ``(sizes, n_steps, itemsize)``.
+    """
+    networks = [(tuple(s), int(t), int(i)) for s, t, i in networks]
+    for k, (sizes, steps, itemsize) in enumerate(networks, start=1):
+        try:
+            check_network(sizes, steps, limits, itemsize=itemsize)
+        except ConfigError as exc:
+            raise ConfigError(f"pane {k}: {exc}") from None
+    synapses = sum(sum(a * b for a, b in zip(s[:-1], s[1:])) for s, _, _ in networks)
+    if synapses > limits.max_synapses:
+        raise ConfigError(f"the {len(networks)} networks have {synapses:,} synapses together; this server allows "
+                          f"at most {limits.max_synapses:,} per session (make the hidden layers smaller)")
+    mb = sum(estimate_bytes(s, t, i) for s, t, i in networks) / 1e6
+    if mb > limits.memory_mb:
+        raise ConfigError(f"the {len(networks)} networks need about {mb:.0f} MB together; this server allows "
                           f"{limits.memory_mb:.0f} MB per session")
 
 

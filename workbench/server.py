@@ -17,13 +17,16 @@ trainer tab leaves its training parked for that long (:mod:`workbench.reconnect`
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import re
+import secrets
 import threading
 from pathlib import Path
 
-from tornado.web import RequestHandler
+from tornado.web import OutputTransform, RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,96 @@ class CheckLinkHandler(RequestHandler):
         self.write(json.dumps(check_link(self.request.query_arguments)))
 
 
+# ---------------------------------------------------------------------------- security headers
+#: ``script-src`` besides the per-response nonce: the server's own script files ('self') and
+#: 'unsafe-eval', which BokehJS needs to run ``CustomJS`` callbacks (it compiles their code with
+#: ``new Function``; the workbench's copy-link buttons and the trainer's connection watch use them).
+#: No 'unsafe-inline': an inline ``<script>`` or ``on...=`` handler that did not come in the
+#: server's own page (every such tag gets the response's nonce) does not run.
+SCRIPT_SRC = "'self' 'unsafe-eval'"
+#: The policy; ``{nonce}`` is filled in per response.  ``style-src`` must allow 'unsafe-inline':
+#: Bokeh and Panel style every component with inline ``<style>`` elements and ``style`` attributes.
+CSP = ("default-src 'self'; "
+       "script-src {script_src}; "
+       "style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; "
+       "font-src 'self' data:; "
+       "connect-src 'self'; "
+       "worker-src 'self' blob:; "
+       "object-src 'none'; "
+       "base-uri 'self'; "
+       "form-action 'self'; "
+       "frame-ancestors 'none'")
+#: Headers on every response of ``spikewb serve`` besides the CSP.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP level 2
+}
+_SCRIPT_TAG = re.compile(rb"<script(?=[\s>])", re.IGNORECASE)
+
+
+def content_security_policy(nonce: str | None = None) -> str:
+    """The CSP header value; with a ``nonce``, inline scripts carrying it may run.
+
+    >>> "'unsafe-inline'" in content_security_policy("abc").split("script-src", 1)[1].split(";")[0]
+    False
+    >>> "'nonce-abc'" in content_security_policy("abc")
+    True
+    """
+    script_src = SCRIPT_SRC + (f" 'nonce-{nonce}'" if nonce else "")
+    return CSP.format(script_src=script_src)
+
+
+def add_nonce(html: bytes, nonce: str) -> bytes:
+    """Give every ``<script`` tag of a page the response's nonce.
+
+    Only the page as the server renders it passes here: Bokeh's page template
+    and its bootstrap script.  Text from links or files never is in it (a
+    server session's document reaches the browser over the websocket, as data
+    that BokehJS renders), so the nonce marks the app's own scripts only.
+
+    >>> add_nonce(b'<script type="x">1</script><scripts><SCRIPT>', "n")
+    b'<script nonce="n" type="x">1</script><scripts><SCRIPT nonce="n">'
+    """
+    return _SCRIPT_TAG.sub(lambda m: m.group(0) + f' nonce="{nonce}"'.encode(), html)
+
+
+class SecurityHeaders(OutputTransform):
+    """Tornado output transform: CSP (nonce per HTML response) and the other security headers.
+
+    Applied to every handler of the server (pages, static files, websocket
+    handshakes, ``/health``), because it is passed as the Tornado application's
+    ``transforms``.
+    """
+
+    def __init__(self, request):
+        super().__init__(request)
+        self.request = request
+        self._nonce: str | None = None
+
+    def transform_first_chunk(self, status_code, headers, chunk, finishing):
+        from .reconnect import queued_cookies
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        for cookie in queued_cookies(self.request):  # the reattach cookies of a trainer page (HttpOnly)
+            headers.add("Set-Cookie", cookie)
+        ctype = headers.get("Content-Type", "")
+        if ctype.startswith("text/html") and status_code != 304:
+            self._nonce = base64.urlsafe_b64encode(secrets.token_bytes(18)).decode().rstrip("=")
+            chunk = add_nonce(chunk, self._nonce)
+            if "Content-Length" in headers:
+                if finishing:
+                    headers["Content-Length"] = str(len(chunk))
+                else:  # the length is not known any more: let Tornado chunk the body
+                    del headers["Content-Length"]
+        headers["Content-Security-Policy"] = content_security_policy(self._nonce)
+        return status_code, headers, chunk
+
+    def transform_chunk(self, chunk, finishing):
+        return add_nonce(chunk, self._nonce) if self._nonce else chunk
+
+
 def warm_up() -> None:
     """Compile (or load from cache) the numba kernels and load the default data once,
     so the first page does not wait for it."""
@@ -194,6 +287,11 @@ def freeze_startup_objects() -> None:
     except ImportError:  # pragma: no cover - the apps still report their own import errors
         pass
     gc.freeze()  # no collection first: it would cost 0.09 s to free ~100 objects of the imports
+
+
+def reattach_patterns() -> list[tuple]:
+    from .reconnect import reattach_patterns as patterns
+    return patterns()
 
 
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps_dir=None,
@@ -242,7 +340,9 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
     opts = dict(port=port, address=address, show=show, websocket_origin=origins, num_procs=num_procs,
                 title="Spike Workbench", threaded=threaded,
                 check_unused_sessions_milliseconds=2000,
-                extra_patterns=[(r"/health", HealthHandler), (r"/check-link", CheckLinkHandler)])
+                extra_patterns=[(r"/health", HealthHandler), (r"/check-link", CheckLinkHandler),
+                                *reattach_patterns()],
+                transforms=[SecurityHeaders])
     opts.update(kwargs)
     # hand the memory of closed pages back to the OS (see release_memory)
     pn.state.schedule_task("spikewb-release-memory", _Trimmer(), period="5s")

@@ -78,8 +78,35 @@ class SpikeTaskDemo(Demo):
         self._build_plots()
         self.param.watch(lambda *_: self._queue("reset"), ["task", "seed"])
         self.param.watch(lambda *_: self._queue("params"), ["lr", "lr_hidden"])
+        # On a served page the worker starts once the browser's websocket is connected
+        # (start_streaming -> pn.state.onload) and trains only while it holds one of the
+        # server's training slots (workbench/limits.py); a plain GET starts nothing.
+        self._thread: threading.Thread | None = None
+        #: Training slots shared with the trainer pages (served pages; None: train without one).
+        self.pool = None
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:  # scripts, notebooks, tests: at once
+            self.start()
+
+    def start(self, pool=None) -> None:
+        """Start the worker thread (idempotent); with a ``pool`` it trains only while holding a slot."""
+        if self._thread is not None or self._stop:
+            return
+        self.pool = pool
         self._thread = threading.Thread(target=self._worker, daemon=True, name="spiketask-worker")
         self._thread.start()
+
+    def _start_served(self) -> None:
+        from .limits import training_pool
+        self.start(pool=training_pool())
+
+    def _take_slot(self) -> bool:
+        """Whether this page may train now (holds a slot, or needs none); else it queues for one."""
+        return self.pool is None or self.pool.request(self)
+
+    def _release_slot(self) -> None:
+        if self.pool is not None:
+            self.pool.release(self)  # the slot, or the place in the queue
 
     # ------------------------------------------------------------------ model
     def _new_trainer(self) -> TaskTrainer:
@@ -116,7 +143,15 @@ class SpikeTaskDemo(Demo):
                     elif c == "step":
                         step_once = True
                 if not (self._running or step_once):
+                    self._release_slot()
                     time.sleep(0.02)
+                    continue
+                if not self._take_slot():  # every slot of the server is taken: wait in the queue
+                    if step_once:
+                        self._queue("step")
+                    place = self.pool.position(self)
+                    self._set_status(f"waiting for a free training slot (place {place} in the queue)")
+                    time.sleep(0.1)
                     continue
                 t0 = time.perf_counter()
                 frame = self.trainer.step()
@@ -144,7 +179,9 @@ class SpikeTaskDemo(Demo):
         self._stop = True
         if self._callback is not None:
             self._callback.stop()
-        self._thread.join(timeout=2.0)
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._release_slot()
 
     # ------------------------------------------------------------------ views
     def _build_plots(self):
@@ -240,6 +277,7 @@ class SpikeTaskDemo(Demo):
             self._callback = pn.state.add_periodic_callback(self.update, period=100)
             if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
                 pn.state.on_session_destroyed(lambda session_context: self.close())
+                pn.state.onload(self._start_served)  # only once the browser is connected
 
     def set_scale(self, s: float):
         for f, h in ((self.raster_fig, 300), (self.v_fig, 240), (self.metric_fig, 220), (self.dist_fig, 180)):

@@ -212,6 +212,11 @@ class TauSweepPanel(pn.viewable.Viewer):
         from engine.cuba import check_taus
         for tau in taus:  # the kernels' limits, said before anything starts
             check_taus(float(self.ratio) * tau, tau, float(params.get("t_max", 30.0)))
+        limits = getattr(self.session, "limits", None)
+        if limits is not None:  # the server's limits, like the trainer's own network (event-driven: no T)
+            from ..limits import check_network
+            data = self.session.trainer.data
+            check_network((int(data.n_features), int(self.hidden), int(data.n_classes)), 0, limits)
         return dict(dataset=self.session.trainer.data, tau_s_values=tuple(taus), ratio=float(self.ratio),
                     epochs=1, n_train=int(self.n_train), n_test=int(self.n_test), hidden=(int(self.hidden),),
                     single_spike=bool(self.single_spike), seed=int(self.session.seed), **params)
