@@ -47,8 +47,9 @@ from engine.network import Architecture
 from engine.rules import make_rule, rule_class, rule_names
 from engine.trainer import EpochResult, Trainer
 
-from .limits import SlotPool
-from .pagestate import parse_value, value_text
+from .limits import Limits, SlotPool
+from .pagestate import ignored, parse_int, parse_int_list, parse_value, read_query, unknown, value_text
+from .safetext import quote
 from .worker import CommandWorker
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,6 @@ def check_hidden(hidden) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------ URL
-def _text(v) -> str:
-    if isinstance(v, (list, tuple)):
-        v = v[-1] if v else ""
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    return str(v)
-
-
 def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Parse ``?panes=desire,stidi&seed=1&lr1=0.003&hidden2=400`` into a setup.
 
@@ -135,8 +128,7 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     >>> [p.label() for p in setup["panes"]], problems
     (['desire 50', 'desire 100 lr=0.003'], [])
     """
-    flat = {str(k): _text(v) for k, v in query.items()}
-    problems: list[str] = []
+    flat, problems = read_query(query)
     rules = ["desire", "desire"]
     if "panes" in flat:
         names = [s.strip() for s in flat["panes"].split(",") if s.strip()]
@@ -145,7 +137,7 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             if n in rule_names():
                 rules.append(n)
             else:
-                problems.append(f"unknown rule {n[:30]!r} in panes= replaced by desire; "
+                problems.append(f"unknown rule {quote(n)} in panes= replaced by desire; "
                                 f"rules: {', '.join(rule_names())}")
                 rules.append("desire")
         if len(names) > MAX_PANES:
@@ -155,18 +147,17 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     setup: dict[str, Any] = {"seed": 0, "dataset": EMBEDDED_DATASETS[0]}
     if "seed" in flat:
         try:
-            seed = int(flat["seed"])
+            seed = parse_int(flat["seed"])
             if not 0 <= seed < 2**31:
-                raise ValueError
+                raise ValueError("out of range")
             setup["seed"] = seed
-        except ValueError:
-            problems.append(f"URL setting seed={flat['seed'][:20]!r} ignored: expected an integer in [0, 2^31)")
+        except ValueError as exc:
+            problems.append(ignored("seed", flat["seed"], f"{exc}: expected an integer in [0, 2^31)"))
     if "dataset" in flat:
         if flat["dataset"] in EMBEDDED_DATASETS:
             setup["dataset"] = flat["dataset"]
         else:
-            problems.append(f"URL setting dataset={flat['dataset'][:30]!r} ignored; choose from "
-                            f"{', '.join(EMBEDDED_DATASETS)}")
+            problems.append(ignored("dataset", flat["dataset"], f"choose from {', '.join(EMBEDDED_DATASETS)}"))
     hidden: dict[int, tuple[int, ...]] = {}
     params: dict[int, dict[str, Any]] = {i: {} for i in range(len(rules))}
     for k, text in flat.items():
@@ -174,23 +165,22 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*?)([1-9])", k)
         if not m or int(m.group(2)) > len(rules):
-            problems.append(f"unknown URL setting {k[:30]!r} ignored (per-pane settings end in the pane "
-                            f"number 1..{len(rules)}, e.g. lr1)")
+            problems.append(unknown(k, f" (per-pane settings end in the pane number 1..{len(rules)}, e.g. lr1)"))
             continue
         key, i = m.group(1), int(m.group(2)) - 1
         cls = rule_class(rules[i])
         try:
             if key == "hidden":
-                hidden[i] = check_hidden(Architecture.parse_hidden(text))
+                hidden[i] = check_hidden(Architecture.parse_hidden(",".join(map(str, parse_int_list(text)))))
             elif key in cls.param and key != "name":
                 value = parse_value(cls.param[key], text)
                 cls(**{key: value})  # the declaration checks type and bounds
                 params[i][key] = value
             else:
-                problems.append(f"URL setting {k[:30]!r} ignored: rule {cls.key!r} of pane {i + 1} has no "
-                                f"parameter {key[:30]!r}")
-        except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
-            problems.append(f"URL setting {k}={text[:40]!r} ignored ({str(exc)[:160]})")
+                problems.append(f"URL setting {quote(k)} ignored: rule {cls.key!r} of pane {i + 1} has no "
+                                f"parameter {quote(key)}")
+        except Exception as exc:  # ValueError (ConfigError is one), TypeError: never out of a page build
+            problems.append(ignored(k, text, exc))
     setup["panes"] = [PaneSpec(r, hidden.get(i, DEFAULT_HIDDEN), params[i]) for i, r in enumerate(rules)]
     return setup, problems
 
@@ -258,6 +248,19 @@ def shared_dataset(name: str):
             _DATA[name] = ds
         return _DATA[name]
 
+def check_limits(panes, data, limits: Limits) -> None:
+    """Refuse (ConfigError) panes that together break the server's per-session limits
+    (:func:`workbench.limits.check_networks`: depth, synapses, T, memory), before anything is built."""
+    from .limits import check_networks, time_steps
+    nets = []
+    for p in panes:
+        p = p if isinstance(p, PaneSpec) else PaneSpec(**p)
+        rule = make_rule(p.rule, **p.params)
+        itemsize = 8 if getattr(rule, "dtype", "float32") == "float64" else 4
+        nets.append(((int(data.n_features), *p.hidden, int(data.n_classes)), time_steps(rule), itemsize))
+    check_networks(nets, limits)
+
+
 @dataclass
 class PaneStats:
     """Per-pane running counters (the curves and throughput)."""
@@ -289,7 +292,8 @@ class Comparison:
     """
 
     def __init__(self, panes, dataset: str = EMBEDDED_DATASETS[0], seed: int = 0,
-                 eval_limit: int | None = DEFAULT_EVAL_LIMIT, curve_every: int = 1):
+                 eval_limit: int | None = DEFAULT_EVAL_LIMIT, curve_every: int = 1,
+                 limits: Limits | None = None):
         panes = [p if isinstance(p, PaneSpec) else PaneSpec(**p) for p in panes]
         if not MIN_PANES <= len(panes) <= MAX_PANES:
             raise ConfigError(f"compare needs {MIN_PANES} to {MAX_PANES} panes; got {len(panes)}")
@@ -300,6 +304,8 @@ class Comparison:
         self.seed = int(seed)
         self.curve_every = max(1, int(curve_every))
         data = shared_dataset(dataset)
+        if limits is not None:  # the server's limits, before any pane is built
+            check_limits(panes, data, limits)
         self.data = data
         self.trainers = []
         for p in panes:
@@ -411,11 +417,13 @@ class CompareSession(CommandWorker):
 
     def __init__(self, panes=None, dataset: str = EMBEDDED_DATASETS[0], seed: int = 0,
                  eval_limit: int | None = DEFAULT_EVAL_LIMIT, publish_interval: float = 0.1,
-                 autostart: bool = True, pool: SlotPool | None = None):
+                 autostart: bool = True, pool: SlotPool | None = None, limits: Limits | None = None):
         super().__init__("spikewb-compare", pool)
         panes = panes or [PaneSpec(), PaneSpec()]
+        #: The server's per-session limits (None: unlimited, scripts and tests).
+        self.limits = limits
         self.comparison = Comparison(panes, dataset=dataset, seed=seed, eval_limit=eval_limit,
-                                     curve_every=10)
+                                     curve_every=10, limits=limits)
         self.eval_limit = eval_limit
         self.publish_interval = publish_interval
         self.speed = 0.0
@@ -437,8 +445,9 @@ class CompareSession(CommandWorker):
     def served(cls, *args, **kwargs) -> "CompareSession":
         """A session that trains only in one of this server's training slots
         (:func:`~workbench.limits.training_pool`), shared with the trainer pages."""
-        from .limits import training_pool
+        from .limits import server_limits, training_pool
         kwargs.setdefault("pool", training_pool())
+        kwargs.setdefault("limits", server_limits())
         return cls(*args, **kwargs)
 
     # ------------------------------------------------------------ public
@@ -485,11 +494,13 @@ class CompareSession(CommandWorker):
         dataset = self.comparison.dataset if dataset is None else dataset
         if dataset not in EMBEDDED_DATASETS:
             raise ConfigError(f"unknown dataset {dataset!r}; choose from {', '.join(EMBEDDED_DATASETS)}")
+        if self.limits is not None:  # refused here, before the running comparison is paused
+            check_limits(panes, shared_dataset(dataset), self.limits)
         self.pause()
 
         def do():
             self.comparison = Comparison(panes, dataset=dataset, seed=seed, eval_limit=self.eval_limit,
-                                         curve_every=10)
+                                         curve_every=10, limits=self.limits)
             self._new_generation()
         return self._submit(do, "rebuild")
 

@@ -44,7 +44,8 @@ from engine.rules import rule_class, rule_names
 
 from .compare import (EMBEDDED_DATASETS, MAX_PANES, MIN_PANES, CompareSession, PaneSpec, check_hidden,
                       from_query, parse_settings, to_query)
-from .pagestate import value_text
+from .pagestate import ignored, parse_float, read_query, value_text
+from .safetext import as_markdown
 from .views.base import GREYS, image_of, make_figure, nice_ceiling, set_range, start_periodic, stop_periodic
 from .views.raster import RasterView
 from .views.signal import SignalView
@@ -372,21 +373,21 @@ class CompareApp(pn.viewable.Viewer):
     def from_url(cls, **params) -> "CompareApp":
         query = dict(getattr(pn.state, "session_args", None) or {})
         setup, problems = from_query(query)
-        refresh = query.get("refresh")
+        refresh = read_query({"refresh": query["refresh"]})[0].get("refresh") if "refresh" in query else None
         if refresh:
             try:
-                text = refresh[-1] if isinstance(refresh, list) else refresh
-                text = text.decode() if isinstance(text, bytes) else str(text)
-                params.setdefault("refresh_hz", min(max(float(text), 1.0), 30.0))
-            except (ValueError, UnicodeDecodeError):
-                problems.append("URL setting refresh ignored: expected a rate in Hz")
+                params.setdefault("refresh_hz", min(max(parse_float(refresh), 1.0), 30.0))
+            except ValueError as exc:
+                problems.append(ignored("refresh", refresh, f"{exc}: a rate in Hz"))
         app = cls(setup=setup, **params)
-        for p in problems:
-            app.notify("warning", p)
+        if problems:  # one notice listing all of them
+            app.notify("warning", *problems)
         return app
 
     # ------------------------------------------------------------------ actions
-    def notify(self, kind: str, text: str) -> None:
+    def notify(self, kind: str, *texts: str) -> None:
+        """Show a notice (plain text, shown literally; one bullet per text when several)."""
+        text = "\n".join(f"* {as_markdown(t)}" for t in texts) if len(texts) > 1 else as_markdown(texts[0])
         alert = pn.pane.Alert(text, alert_type=kind, sizing_mode="stretch_width", margin=(2, 8),
                               css_classes=[f"cmp-msg-{kind}"])
         self.messages.objects = [*self.messages.objects[-3:], alert]

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import panel as pn
 
+from .pagestate import guard_panel_query
+
+guard_panel_query()  # Panel's own reading of the address must not blank the page
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
 THUMBS = ROOT / "assets" / "thumbnails"

@@ -19,11 +19,10 @@ relative to it; a path outside the root is refused.
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote as url_quote, urlencode
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,8 @@ from engine.errors import ConfigError
 from engine.sweep import collect
 
 from . import runs as runroot
+from .pagestate import ignored, read_query, unknown
+from .safetext import as_html, as_markdown, quote, scrub_paths
 from .sweep_report import table_data
 from .views.base import make_figure
 from .views.status import stylesheet
@@ -52,8 +53,11 @@ def open_link(run_dir: str, root: Path) -> str:
     ckpt = Path(run_dir) / "checkpoint.npz"
     if not ckpt.is_file():
         return ""
-    rel = runroot.relative(ckpt, root)
-    return f'<a href="{TRAINER}?checkpoint={quote(rel, safe="/")}" target="_blank">open</a>'
+    try:
+        rel = runroot.relative(ckpt, root)
+    except (ValueError, OSError, RuntimeError):  # a link out of the root, or a loop
+        return ""
+    return f'<a href="{TRAINER}?checkpoint={url_quote(rel, safe="/")}" target="_blank">open</a>'
 
 
 class ResultsPage(pn.viewable.Viewer):
@@ -66,7 +70,7 @@ class ResultsPage(pn.viewable.Viewer):
         sweeps = runroot.find_sweeps(self.root)
         self.folder = pn.widgets.Select(name="Sweep folder (in the run folder)", options=sweeps or ["."],
                                         sizing_mode="stretch_width", margin=(2, 8),
-                                        description=f"Sweeps found under {self.root}")
+                                        description="Sweeps found under the run folder ($SPIKEWB_RUNS or runs/)")
         self.reload = pn.widgets.Button(label="\u27f3 Reload", width=100, margin=(22, 8, 2, 8))
         self.summary = pn.pane.HTML("", css_classes=["res-summary"], sizing_mode="stretch_width", margin=(0, 8))
         self.table = pn.widgets.Tabulator(pd.DataFrame(), selectable="checkbox", show_index=False,
@@ -109,31 +113,29 @@ class ResultsPage(pn.viewable.Viewer):
     # ------------------------------------------------------------------ factory
     @classmethod
     def from_url(cls, **params) -> "ResultsPage":
-        args = dict(getattr(pn.state, "session_args", None) or {})
-        value = args.get("dir")
-        problems = []
+        flat, problems = read_query(getattr(pn.state, "session_args", None))
+        text = flat.get("dir")
         directory = None
-        if value:
-            text = value[-1] if isinstance(value, list) else value
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        if text:
             try:
                 path = runroot.resolve(text)
                 if not path.is_dir():
-                    raise ConfigError(f"no folder {text[:80]!r} in the run folder")
+                    raise ConfigError("no such folder in the run folder")
                 directory = runroot.relative(path)
             except ConfigError as exc:
-                problems.append(f"URL setting dir ignored: {exc}")
-        for k in args:
-            if k not in ("dir", "theme"):
-                problems.append(f"unknown URL setting {str(k)[:30]!r} ignored")
+                problems.append(ignored("dir", text, exc))
+        problems += [unknown(k) for k in flat if k not in ("dir", "theme")]
         page = cls(directory=directory, **params)
-        for p in problems:
-            page.notify("warning", p)
+        if problems:
+            page.notify("warning", *problems)
         return page
 
-    def notify(self, kind: str, text: str) -> None:
+    def notify(self, kind: str, *texts: str) -> None:
+        """Show a notice (plain text, one bullet per text when several); the last three stay."""
+        body = "\n".join(f"* {as_markdown(t)}" for t in texts) if len(texts) > 1 else as_markdown(texts[0])
         self.messages.objects = [*self.messages.objects[-2:],
-                                 pn.pane.Alert(text, alert_type=kind, sizing_mode="stretch_width", margin=(2, 8))]
+                                 pn.pane.Alert(body, alert_type=kind, sizing_mode="stretch_width", margin=(2, 8),
+                                               css_classes=["res-notice"])]
 
     # ------------------------------------------------------------------ data
     def load(self, rel: str) -> None:
@@ -141,8 +143,8 @@ class ResultsPage(pn.viewable.Viewer):
         try:
             path = runroot.resolve(rel or ".", self.root)
             runs = collect(path) if path.is_dir() else []
-        except (ConfigError, OSError) as exc:
-            self.notify("danger", f"cannot read {str(rel)[:80]!r}: {exc}")
+        except (ConfigError, OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop
+            self.notify("danger", f"cannot read {quote(rel)}: {scrub_paths(exc, self.root)}")
             runs, path = [], self.root
         self.runs = runs
         self.data, self.varying = table_data(runs) if runs else ({}, [])
@@ -150,7 +152,7 @@ class ResultsPage(pn.viewable.Viewer):
                                                          "final_test", "best_test"]} if runs else {})
         if runs:
             frame["open"] = [open_link(r["dir"], self.root) for r in runs]
-            frame["error"] = self.data["error"]
+            frame["error"] = [scrub_paths(e, self.root) if e else e for e in self.data["error"]]
             frame = frame.rename(columns={"final_test": "final test %", "best_test": "best test %",
                                           "epochs_done": "epochs done"})
         self.table.value = frame
@@ -158,13 +160,17 @@ class ResultsPage(pn.viewable.Viewer):
         self.table.selection = [i for i, r in enumerate(runs) if r["metrics"]][:DEFAULT_SELECTED]
         n_done = self.data.get("status", []).count("done")
         n_failed = self.data.get("status", []).count("failed")
-        where = html.escape(runroot.relative(path, self.root)) if path.is_relative_to(self.root) else "?"
+        try:
+            where = runroot.relative(path, self.root)
+        except (ValueError, OSError, RuntimeError):
+            where = "?"
         if runs:
-            self.summary.object = (f"<b>{html.escape(where)}</b>: <span class='res-count'>{len(runs)}</span> runs, "
+            self.summary.object = (f"<b>{as_html(where)}</b>: <span class='res-count'>{len(runs)}</span> runs, "
                                    f"{n_done} done, {n_failed} failed. <i>open</i> loads a run's checkpoint "
                                    f"into the live trainer (or run <code>spikewb eval RUN/checkpoint.npz</code>).")
         else:
-            self.summary.object = (f"No runs in <b>{html.escape(where)}</b> (run folder {html.escape(str(self.root))})."
+            self.summary.object = (f"No runs in <b>{as_html(where)}</b> (of the run folder, <code>$SPIKEWB_RUNS</code>"
+                                   " or <code>runs/</code>)."
                                    " Start one with <code>spikewb sweep --grid \"lr=1e-3,3e-3\" --out "
                                    "runs/sweep</code>.")
         from engine.sweep import SPECIAL_KEYS
@@ -175,7 +181,7 @@ class ResultsPage(pn.viewable.Viewer):
             self.x_param.value = choices[0]
         self._draw_curves()
         self._draw_param()
-        self._sync_url(rel)
+        self._sync_url(str(rel))
 
     def _draw_curves(self) -> None:
         xs, ys, names, colors = [], [], [], []

@@ -34,12 +34,24 @@ MAX_DEPTH = 3
 
 def run_root() -> Path:
     """The configured run root (``$SPIKEWB_RUNS`` or ``./runs``), resolved."""
-    return Path(os.environ.get(ENV) or "runs").expanduser().resolve()
+    path = Path(os.environ.get(ENV) or "runs").expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: nothing can be read under it anyway
+        return path.absolute()
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``; a symbolic link loop or an unreadable link is a ConfigError."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python 3.11/3.12)
+        raise ConfigError(f"{path.name[:80]!r} is a symbolic link loop or cannot be read") from None
 
 
 def resolve(rel: str, root: Path | None = None, *, kind: str = "path") -> Path:
     """``root / rel`` resolved, refusing anything outside ``root`` (raises ConfigError)."""
-    root = (root or run_root()).resolve()
+    root = _resolved(root or run_root())
     text = str(rel).strip()
     if "\x00" in text or len(text) > 500:
         raise ConfigError(f"{kind} {text[:40]!r} is not a valid relative path")
@@ -48,7 +60,7 @@ def resolve(rel: str, root: Path | None = None, *, kind: str = "path") -> Path:
     p = Path(text)
     if p.is_absolute() or p.drive:
         raise ConfigError(f"{text[:80]!r} is outside the run folder (give a path relative to it)")
-    target = (root / p).resolve()
+    target = _resolved(root / p)
     if target != root and not target.is_relative_to(root):
         raise ConfigError(f"{text[:80]!r} is outside the run folder")
     return target
@@ -56,8 +68,8 @@ def resolve(rel: str, root: Path | None = None, *, kind: str = "path") -> Path:
 
 def relative(path: Path, root: Path | None = None) -> str:
     """``path`` relative to the root, with ``/`` separators ("." for the root)."""
-    root = (root or run_root()).resolve()
-    rel = Path(path).resolve().relative_to(root).as_posix()
+    root = _resolved(root or run_root())
+    rel = _resolved(Path(path)).relative_to(root).as_posix()
     return rel or "."
 
 
@@ -73,24 +85,34 @@ def is_sweep(directory: Path) -> bool:
 
 def find_sweeps(root: Path | None = None) -> list[str]:
     """Sweep folders under the root (relative, sorted; the root itself as ".")."""
-    root = (root or run_root()).resolve()
-    if not root.is_dir():
+    try:
+        root = _resolved(root or run_root())
+        if not root.is_dir():
+            return []
+    except (ConfigError, OSError):
         return []
     found = []
+    seen = {root}
     stack = [(root, 0)]
     while stack:
         d, depth = stack.pop()
-        if is_sweep(d):
-            found.append(relative(d, root))
-            continue  # a sweep's run folders are not sweeps
-        if depth >= MAX_DEPTH:
-            continue
         try:
+            if is_sweep(d):
+                found.append(relative(d, root))
+                continue  # a sweep's run folders are not sweeps
+            if depth >= MAX_DEPTH:
+                continue
             subs = sorted(x for x in d.iterdir() if x.is_dir() and not x.name.startswith("."))
-        except OSError:
+        except (ConfigError, OSError, ValueError):
             continue
         for x in subs:
-            if x.resolve().is_relative_to(root):  # never follow a link out of the root
+            try:
+                real = _resolved(x)
+            except ConfigError:
+                continue
+            # never follow a link out of the root, nor one back to a folder already walked
+            if real.is_relative_to(root) and real not in seen:
+                seen.add(real)
                 stack.append((x, depth + 1))
     return sorted(found)
 

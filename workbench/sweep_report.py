@@ -5,7 +5,6 @@ and a parameter-vs-accuracy plot.  Used by ``spikewb sweep --report DIR``
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from engine.sweep import collect
+
+from .safetext import as_html, display_name, scrub_paths
 
 
 def _flat(value) -> str:
@@ -48,6 +49,7 @@ def build(out: str | Path):
     """The Bokeh layout for the sweep directory ``out``."""
     runs = collect(out)
     data, varying = table_data(runs)
+    data["error"] = [scrub_paths(e, out) for e in data["error"]]  # no server folders in a shared report
     src = ColumnDataSource(data)
     cols = [TableColumn(field=k, title=k) for k in ["run", *varying, "status", "epochs_done", "final_test",
                                                      "best_test", "error"]]
@@ -86,7 +88,7 @@ def build(out: str | Path):
         plots.append(p)
     n_done = data["status"].count("done")
     n_failed = data["status"].count("failed")
-    head = Div(text=f"<h2>Sweep {html.escape(str(out))}</h2><p>{len(runs)} runs: {n_done} done, "
+    head = Div(text=f"<h2>Sweep {as_html(display_name(out))}</h2><p>{len(runs)} runs: {n_done} done, "
                     f"{n_failed} failed.</p>")
     return column(head, table, row(*plots))
 

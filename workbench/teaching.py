@@ -23,6 +23,7 @@ from engine import teaching
 from engine.rules.normad import ContinuousLIF
 
 from .pagestate import UrlState
+from .safetext import as_markdown
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "assets" / "tutorials"
 PLOT_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
@@ -65,7 +66,7 @@ def teaching_page(demo: Demo):
     problems = state.restore()
     state.watch()
     pn.state.onload(state.write)        # after the browser has reported its own URL
-    notice = pn.pane.Alert("\n".join(f"* {p}" for p in problems), alert_type="warning",
+    notice = pn.pane.Alert("\n".join(f"* {as_markdown(p)}" for p in problems), alert_type="warning",
                            visible=bool(problems), css_classes=["url-notice"], sizing_mode="stretch_width")
     copy = pn.widgets.Button(label="Copy link", button_type="primary", width=120,
                              description="Copy this page's address (it restores the exact setup)")
@@ -275,7 +276,7 @@ class NeuronDemo(Demo):
         self.trace_fig.yaxis.axis_label = "V (mV)" if self.form == "continuous" else "V"
         with param.edit_constant(self):
             self.n_spikes = int(len(r["spike_t"]))
-        self.message.object = "\n".join(f"* {p}" for p in r["problems"])
+        self.message.object = "\n".join(f"* {as_markdown(p)}" for p in r["problems"])
 
     def set_scale(self, s: float):
         self._scale = s

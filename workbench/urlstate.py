@@ -19,12 +19,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from engine.errors import ConfigError
+from engine.datasets import available
 from engine.network import Architecture
 from engine.rules import rule_class
 
+from .pagestate import ignored, parse_int, parse_int_list, read_query, unknown
 from .pagestate import parse_value as _parse
 from .pagestate import value_text as _text
+from .safetext import quote, shorten
 
 #: Session-level keys and how to read them.
 SESSION_KEYS = ("rule", "dataset", "hidden", "seed")
@@ -58,49 +60,51 @@ def to_search(setup: Mapping[str, Any]) -> str:
 
 
 def query_value(query: Mapping[str, Any], key: str) -> str | None:
-    """One query value as text (the last one if repeated; bytes decoded), or None."""
-    v = query.get(key)
-    if isinstance(v, (list, tuple)):
-        v = v[-1] if v else None
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    return None if v is None else str(v)
+    """One query value as text (the last one if repeated), or None when absent or unreadable."""
+    if key not in query:
+        return None
+    return read_query({key: query[key]})[0].get(key)
 
 
 def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Parse a query mapping (values str, bytes or lists of them) into a setup.
 
     Returns ``(setup, problems)``: values that cannot be used are left out and
-    described in ``problems`` (the page shows them) rather than raising.
+    described in ``problems`` (plain text, for the page to show escaped) rather
+    than raising.
     """
-    flat = {str(k): query_value(query, k) or "" for k in query}
+    flat, problems = read_query(query)
     setup: dict[str, Any] = {}
-    problems: list[str] = []
     rule_key = flat.get("rule", "desire")
     try:
         cls = rule_class(rule_key)
         setup["rule"] = rule_key
-    except ConfigError as exc:
-        problems.append(str(exc))
+    except Exception as exc:  # ConfigError: unknown rule
+        problems.append(f"URL setting rule={quote(rule_key)} ignored ({shorten(exc, 200)}); desire used")
         cls = rule_class("desire")
     for k, text in flat.items():
         if k in IGNORED or k == "rule":
             continue
         try:
             if k == "hidden":
-                setup[k] = Architecture.parse_hidden(text)
+                setup[k] = Architecture.parse_hidden(",".join(map(str, parse_int_list(text))))
             elif k == "seed":
-                setup[k] = int(text)
-            elif k == "dataset":
+                seed = parse_int(text)
+                if not 0 <= seed < 2**31:
+                    raise ValueError("expected an integer in [0, 2^31)")
+                setup[k] = seed
+            elif k == "dataset":  # a name only: a link never names a folder on the server
+                if text not in available():
+                    raise ValueError(f"choose one of {', '.join(available())}")
                 setup[k] = text
             elif k in cls.param and k != "name":
                 value = _parse(cls.param[k], text)
                 cls(**{k: value})  # bounds and types checked by the declaration
                 setup[k] = value
             else:
-                problems.append(f"unknown URL setting {k!r} ignored")
-        except (ValueError, TypeError) as exc:
-            problems.append(f"URL setting {k}={text!r} ignored: {exc}")
+                problems.append(unknown(k))
+        except Exception as exc:  # ValueError, TypeError, ConfigError: never out of a page build
+            problems.append(ignored(k, text, exc))
     return setup, problems
 
 

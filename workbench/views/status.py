@@ -9,7 +9,6 @@ tests can read it.  :class:`MessageArea` shows the last message of each kind
 
 from __future__ import annotations
 
-import html
 import time
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, CustomJS, Div
 
 from engine.datasets import ASSETS
+
+from ..safetext import as_html, as_markdown, scrub_paths
 
 _CSS_PATH = Path(ASSETS) / "workbench.css"
 
@@ -96,7 +97,7 @@ def skeleton(values: dict[str, str] | None = None, color: str | None = None) -> 
     badge = _BADGE if color is None else _BADGE.replace("#7f7f7f", color)
     parts = []
     for cls, before, after, tip in FIELDS:
-        text = html.escape(values.get(cls, "\u2013"))
+        text = as_html(values.get(cls, "\u2013"))
         if cls == "wb-state":
             parts.append(f'<span class="wb-state" style="{badge}" title="{tip}">{text}</span>')
         elif cls == "wb-net":
@@ -207,8 +208,15 @@ class MessageArea(pn.viewable.Viewer):
         return pn.Column(self.error, self.alert, self.warning, sizing_mode="stretch_width", margin=0)
 
     def show(self, kind: str, text: str) -> None:
-        """Show a message; ``kind`` is an alert type (success, info, warning, danger)."""
-        self.alert.param.update(object=html.escape(text), alert_type=kind, visible=True)
+        """Show a message (plain text, shown literally); ``kind`` is an alert type (success, info, warning, danger)."""
+        self._show(kind, as_markdown(text))
+
+    def show_list(self, kind: str, items) -> None:
+        """Show several messages (plain text each) as one bulleted notice."""
+        self._show(kind, "\n".join(f"* {as_markdown(t)}" for t in items))
+
+    def _show(self, kind: str, markdown: str) -> None:
+        self.alert.param.update(object=markdown, alert_type=kind, visible=True)
         self._shown_at = time.monotonic()
         self._kind = kind
 
@@ -228,14 +236,14 @@ class MessageArea(pn.viewable.Viewer):
         if err != self._error_text:
             self._error_text = err
             if err:
-                self.error.object = (f"**Training stopped:** {html.escape(err)}  \n"
+                self.error.object = (f"**Training stopped:** {as_markdown(scrub_paths(err))}  \n"
                                      "Change the settings and press **Reset** to continue.")
             self.error.visible = bool(err)
         warn = "; ".join(snap.warnings) if snap is not None and snap.warnings else None
         if snap is not None and warn != self._warning_text:
             self._warning_text = warn
             if warn:
-                self.warning.object = html.escape(warn)
+                self.warning.object = as_markdown(warn)
             self.warning.visible = bool(warn)
         if self.alert.visible and self._kind in ("success", "info") and time.monotonic() - self._shown_at > 8:
             self.alert.visible = False

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ import param
 from engine.datasets import ASSETS
 
 from .. import reconnect, urlstate
+from ..pagestate import ignored, parse_float, parse_int
+from ..safetext import scrub_paths
 from ..controls import ControlPanel
 from ..session import TrainingSession
 from .base import start_periodic, stop_periodic
@@ -90,7 +91,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
             try:  # served: the server's training slots and limits (workbench/limits.py)
                 session = TrainingSession.served(**kwargs)
             except Exception as exc:  # a bad URL must not break the page: fall back to defaults
-                self.url_problems.append(f"setup from the URL refused ({exc}); using the defaults")
+                self.url_problems.append(f"setup from the URL refused ({scrub_paths(exc)}); using the defaults")
                 session = TrainingSession.served()
         self.session = session
         # publish a little faster than the page refreshes so each tick finds a new frame
@@ -128,7 +129,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
         for p in self.url_problems:
             self.messages.show("warning", p)
         if self.reconnect_s > 0:
-            self._token = reconnect.registry().attach(self.session)
+            self._token = reconnect.attach_page(self.session, pn.state.curdoc)  # HttpOnly cookies
         #: Shown at the first update after the browser connected (a page can take seconds to
         #: load, and info messages fade 8 s after they are shown).
         self._reattach_note = (f"Reattached to your running training ({self.session.samples:,} samples so "
@@ -144,7 +145,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.reconnect_s = float(server_limits().reconnect_s)
         if self.reconnect_s <= 0:
             return None
-        session = reconnect.registry().claim(pn.state.cookies.get(reconnect.COOKIE))
+        session = reconnect.claim_page(doc)  # token cookie + browser id, both HttpOnly
         if session is None:
             return None
         log.info("page reattached to a running training session (%d samples)", session.samples)
@@ -167,9 +168,9 @@ class TrainerWorkbench(pn.viewable.Viewer):
         refresh = urlstate.query_value(query, "refresh")
         if refresh is not None and "refresh_hz" not in params:  # page option (benchmarks, slow machines)
             try:
-                params["refresh_hz"] = min(max(float(refresh), 1.0), 30.0)
-            except ValueError:
-                problems.append(f"URL setting refresh={refresh!r} ignored: expected a rate in Hz")
+                params["refresh_hz"] = min(max(parse_float(refresh), 1.0), 30.0)
+            except ValueError as exc:
+                problems.append(ignored("refresh", refresh, f"{exc}: a rate in Hz"))
         wb = cls(setup=setup, **params)
         if wb.reattached:  # the running training is kept: nothing of the link is applied
             return wb
@@ -181,9 +182,9 @@ class TrainerWorkbench(pn.viewable.Viewer):
             problem = wb.inspect_from_url(inspect)
             if problem:
                 problems.append(problem)
-        for p in problems:
-            wb.messages.show("warning", p)
         wb.url_problems.extend(problems)
+        if wb.url_problems:  # one notice listing everything the link asked for and did not get
+            wb.messages.show_list("warning", wb.url_problems)
         return wb
 
     # ------------------------------------------------------------------ server hooks
@@ -199,22 +200,29 @@ class TrainerWorkbench(pn.viewable.Viewer):
                 self._install_reattach_cookie(doc)
 
     def _install_reattach_cookie(self, doc) -> None:
-        """Let the browser keep this page's token in a cookie while the page goes away.
+        """Tell the server when this page goes away (``beforeunload`` / ``pagehide``).
 
-        The cookie is written on ``beforeunload`` / ``pagehide`` only (a reload sends
-        it; a second tab opened beside this one does not) and deleted once a page is
-        ready, so it exists only between a page leaving and the next one arriving
-        (at most ``reconnect_s`` seconds).  Never part of the URL.
+        The token and browser cookies are set by the server, HttpOnly (page script
+        cannot read them; workbench/reconnect.py); the page only sends its token to
+        ``POST /reattach``, which marks the page as leaving so that the next page of
+        the same browser takes the training over (a second tab beside a live page
+        does not).  Never part of the URL.
         """
         from bokeh.models import CustomJS
 
         code = f"""
-const name = {json.dumps(reconnect.COOKIE)}, token = {json.dumps(self._token)};
-const tail = "; path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
-document.cookie = name + "=; max-age=0" + tail;
-const keep = () => {{ document.cookie = name + "=" + token + "; max-age={max(1, math.ceil(self.reconnect_s))}" + tail; }};
-window.addEventListener("beforeunload", keep);
-window.addEventListener("pagehide", keep);
+const token = {json.dumps(self._token)};
+let sent = false;
+const leave = () => {{
+  if (sent) return;
+  sent = true;
+  const url = new URL("reattach", location.href.replace(/[^/]*([?#].*)?$/, "")).href;
+  if (!(navigator.sendBeacon && navigator.sendBeacon(url, token))) {{
+    fetch(url, {{method: "POST", body: token, keepalive: true, credentials: "same-origin"}});
+  }}
+}};
+window.addEventListener("beforeunload", leave);
+window.addEventListener("pagehide", leave);
 """
         doc.js_on_event("document_ready", CustomJS(code=code))
 
@@ -387,28 +395,28 @@ window.addEventListener("pagehide", keep);
 
     def checkpoint_from_url(self, value) -> str | None:
         """Load ``?checkpoint=REL`` (relative to the run folder, never outside it); returns a problem or None."""
-        from ..runs import checkpoint_path
+        from ..runs import checkpoint_path, run_root
         text = urlstate.query_value({"c": value}, "c") or ""
         try:
             message = self.session.load_checkpoint(checkpoint_path(text)).result(timeout=60)
         except Exception as exc:
-            return f"URL setting checkpoint={text[:80]!r} ignored ({exc})"
+            return ignored("checkpoint", text, scrub_paths(exc, run_root()))
         self.messages.show("info", message)
         return None
 
     def inspect_from_url(self, value) -> str | None:
         """Select the inspected neuron from a URL value ``"layer:index"``; returns a problem or None."""
-        if isinstance(value, (list, tuple)):
-            value = value[-1] if value else ""
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+        text = urlstate.query_value({"i": value}, "i") or ""
         try:
-            layer, index = (int(v) for v in str(value).split(":"))
+            parts = text.split(":")
+            if len(parts) != 2:
+                raise ValueError("expected layer:index")
+            layer, index = parse_int(parts[0]), parse_int(parts[1])
             sizes = self.session.sizes
             if not (1 <= layer < len(sizes) and 0 <= index < sizes[layer]):
                 raise ValueError(f"no neuron {layer}:{index} in {'-'.join(map(str, sizes))}")
         except ValueError as exc:
-            return f"URL setting inspect={str(value)[:40]!r} ignored ({exc}); expected layer:index"
+            return ignored("inspect", text, f"{exc}; expected layer:index")
         self.inspector.select(layer, index)
         return None
 
