@@ -30,7 +30,7 @@ from panel.io.state import set_curdoc
 from engine.errors import SpikeWorkbenchError
 from engine.rules import rule_class, rule_names
 
-from .safetext import as_html, as_markdown, display_name
+from .safetext import as_html, display_name
 from .session import MAX_TRACED, TrainingSession, dataset_from_idx, parse_traced
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,38 @@ log = logging.getLogger(__name__)
 #: (and with it every other page); shared by all sessions of the process.
 FILE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spikewb-files")
 
+
+class StatusText(pn.widgets.StaticText):
+    """A line of (already escaped) HTML whose text changes cheaply on a served page.
+
+    Why not ``pn.pane.HTML``: inside the page template, the first change of a pane's
+    ``object`` re-sends the pane's *whole* property set, including a longer
+    ``stylesheets`` list with new ``ImportedStyleSheet`` models (the template applied
+    its design non-isolated, the pane's update asks for the isolated list).  New model
+    references make Bokeh walk the page's whole model graph
+    (``DocumentModelManager.recompute``: about 500 models, 55-60 ms on an idle core,
+    100-675 ms on the busy shared 2-core test machine) on the server's event loop, which
+    then answers nobody, ``/health`` included.  A widget sends only the property that
+    changed (``text``), so setting :attr:`object` costs well under a millisecond.
+    Used for the texts an upload changes (status lines, the rebuild confirmation).
+    """
+
+    @property
+    def object(self) -> str:
+        return self.value or ""
+
+    @object.setter
+    def object(self, text: str) -> None:
+        self.value = text
+
+
 Notify = Callable[[str, str], None]
+
+#: The rebuild confirmation looks like a Bootstrap warning alert.
+CONFIRM_STYLE = {"background-color": "#fff3cd", "color": "#664d03", "border": "1px solid #ffe69c",
+                 "border-radius": "6px", "padding": "8px 12px", "font-size": "14px"}
+#: Colour of a status line that reports success (errors keep the red of the upload panes).
+OK_COLOR = "#1a6b35"
 
 #: Speed menu: label -> samples per second (0 = as fast as possible).
 SPEEDS = {
@@ -262,8 +293,8 @@ class ControlPanel(pn.viewable.Viewer):
             name="Seed \u27f3", value=int(session.seed), step=1, sizing_mode="stretch_width",
             description=session.param["seed"].doc + " Changing it builds a new network (asks first)."),
             self._structural)
-        self.confirm_text = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
-                                          margin=(4, 8), css_classes=["wb-confirm"])
+        self.confirm_text = StatusText(value="", visible=False, sizing_mode="stretch_width", margin=(4, 8),
+                                       css_classes=["wb-confirm"], styles=CONFIRM_STYLE)
         self.rebuild_button = pn.widgets.Button(label="Rebuild network", button_type="danger", visible=False)
         self.cancel_button = pn.widgets.Button(label="Cancel", button_type="light", visible=False)
         self.rebuild_button.on_click(lambda e: self.confirm())
@@ -287,13 +318,13 @@ class ControlPanel(pn.viewable.Viewer):
         self.data_upload = pn.widgets.FileInput(multiple=True, sizing_mode="stretch_width",
                                                 css_classes=["wb-upload-data"], name="Upload IDX data")
         self.data_upload.param.watch(self._upload_data, "value")
-        self.data_error = pn.pane.HTML("", visible=False, css_classes=["wb-upload-error"],
-                                       styles={"color": "#b00020", "font-size": "12px"}, sizing_mode="stretch_width")
+        self.data_error = StatusText(value="", visible=False, css_classes=["wb-upload-error"],
+                                     styles={"color": "#b00020", "font-size": "12px"}, sizing_mode="stretch_width")
         self.ckpt_upload = pn.widgets.FileInput(accept=".npz", sizing_mode="stretch_width",
                                                 css_classes=["wb-upload-ckpt"], name="Load checkpoint")
         self.ckpt_upload.param.watch(self._upload_checkpoint, "value")
-        self.ckpt_error = pn.pane.HTML("", visible=False, css_classes=["wb-upload-error"],
-                                       styles={"color": "#b00020", "font-size": "12px"}, sizing_mode="stretch_width")
+        self.ckpt_error = StatusText(value="", visible=False, css_classes=["wb-upload-error"],
+                                     styles={"color": "#b00020", "font-size": "12px"}, sizing_mode="stretch_width")
         self.save_button = pn.widgets.FileDownload(callback=self._checkpoint_file, filename="spikewb-checkpoint.npz",
                                                    label="Save checkpoint (.npz)", button_type="primary",
                                                    sizing_mode="stretch_width")
@@ -386,8 +417,8 @@ class ControlPanel(pn.viewable.Viewer):
     def _show_pending(self) -> None:
         show = bool(self.pending)
         if show:
-            items = "; ".join(f"{k} \u2192 {as_markdown(_fmt(v), 200)}" for k, v in self.pending.items())
-            self.confirm_text.object = (f"**Rebuild the network?** {items}. "
+            items = "; ".join(f"{k} \u2192 {as_html(_fmt(v), 200)}" for k, v in self.pending.items())
+            self.confirm_text.object = (f"<b>Rebuild the network?</b> {items}. "
                                         "The trained weights and the progress are discarded.")
         self.confirm_text.visible = show
         self.rebuild_button.visible = show
@@ -483,12 +514,16 @@ class ControlPanel(pn.viewable.Viewer):
         except Exception as exc:
             self._show_file_error(self.data_error, f"Upload refused: {_message(exc)}")
             return
-        self.data_error.visible = False
-        self.data_error.object = ""
+        # Said in the upload's own status line, not with notify(): the first message of the
+        # page's message area re-renders that pane (see StatusText), a model-graph walk on
+        # the event loop that stalled every page of the server for up to ~0.7 s.
+        self.data_error.object = (f'<span style="color: {OK_COLOR}">&#10003; '
+                                  + as_html(f"Uploaded {name}: {len(data.y_train)} train / {len(data.y_test)} test "
+                                            f"samples, {data.n_features} inputs, {data.n_classes} classes. "
+                                            "Confirm the rebuild to train on it.") + "</span>")
+        self.data_error.visible = True
         self.dataset_field.widget.options = self.session.datasets()
         self.dataset_field.widget.value = name  # asks for the rebuild
-        self.notify("info", f"Uploaded {name}: {len(data.y_train)} train / {len(data.y_test)} test samples, "
-                            f"{data.n_features} inputs, {data.n_classes} classes. Confirm the rebuild to train on it.")
 
     def _upload_checkpoint(self, event) -> None:
         data = self.ckpt_upload.value

@@ -106,9 +106,6 @@ def _checkpoint_with_extra(blob: bytes) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.xfail(reason="open: /health stalled up to 2.6 s during a 3 MB upload on this shared 2-core "
-                          "machine although parsing runs in a file thread; not yet located (Bokeh receiving "
-                          "the base64 file on the event loop?)", strict=False)
 def test_health_answers_while_an_upload_is_parsed(open_url, server, tmp_path):
     p, _ = _open(open_url, server)
     rng = np.random.default_rng(0)
