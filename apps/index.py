@@ -2,7 +2,7 @@
 
 import panel as pn
 
-from workbench.index import page
+from spikewb.workbench.index import page
 
 pn.extension()
 

@@ -7,7 +7,7 @@ page URL so a link restores it.
 
 import panel as pn
 
-from workbench.views.workbench import TrainerWorkbench
+from spikewb.workbench.views.workbench import TrainerWorkbench
 
 pn.extension(throttled=True)
 

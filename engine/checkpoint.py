@@ -152,7 +152,7 @@ def load_checkpoint(path, max_bytes: int = CHECKPOINT_MAX_BYTES,
     objects), the metadata (a JSON object of the supported format) and the
     weights (consecutive ``w0..``, finite floating point, the recorded
     shapes).  Whether the arrays fit the rule's model is checked by
-    :meth:`engine.trainer.Trainer.load_state`.
+    :meth:`spikewb.engine.trainer.Trainer.load_state`.
     """
     path = Path(path)
     where = _where(path, name)

@@ -1,7 +1,7 @@
 r"""Spike encoders: turn intensities in [0, 1] into spike trains.
 
 All encoders return ``uint8`` spike buffers with ``T + 1`` rows (see
-:mod:`engine.neurons`): row ``t`` holds the spikes of step ``t``, the last row
+:mod:`spikewb.engine.neurons`): row ``t`` holds the spikes of step ``t``, the last row
 is empty.  Intensities outside [0, 1] are rejected, NaN included.
 
 * :func:`rate_deterministic` -- a non-leaky integrate-and-fire neuron per pixel

@@ -1,6 +1,6 @@
 """Built-in experiments: small studies over one hyperparameter, returning plain rows.
 
-Each function trains fresh networks with the engine's :class:`~engine.trainer.Trainer` and
+Each function trains fresh networks with the engine's :class:`~spikewb.engine.trainer.Trainer` and
 returns a list of dicts (one per setting and epoch), ready for a table or a plot.
 """
 

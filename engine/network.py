@@ -103,7 +103,7 @@ class Model:
                      {k: v.copy() for k, v in self.state.items()})
 
     def check_finite(self) -> None:
-        """Raise :class:`~engine.errors.NumericalError` if any weight is NaN or Inf."""
+        """Raise :class:`~spikewb.engine.errors.NumericalError` if any weight is NaN or Inf."""
         from .errors import NumericalError
         for l, w in enumerate(self.weights, start=1):
             if not np.all(np.isfinite(w)):

@@ -1,6 +1,6 @@
 r"""Single-spike integrate-and-fire neurons with a piecewise-linear PSP (PWL-PSP IF).
 
-The neuron of STiDi-BP (see :mod:`engine.rules.stidi`): non-leaky, fires at
+The neuron of STiDi-BP (see :mod:`spikewb.engine.rules.stidi`): non-leaky, fires at
 most once, no reset.  Presynaptic neuron :math:`i` fires once at :math:`t_i`
 (or never, :math:`t_i = \infty`); postsynaptic neuron :math:`j` has
 

@@ -1,6 +1,6 @@
 r"""Spike Response Model (SRM) units with a causal FIR kernel, and winner-take-all output.
 
-These are the unit kernels of SSNN-BP (:mod:`engine.rules.ssnn`), following the
+These are the unit kernels of SSNN-BP (:mod:`spikewb.engine.rules.ssnn`), following the
 authors' code as summarised in ``reference/desire_ssnn.md`` section 2.2-2.5.
 A whole spike train of ``T`` steps is processed at once (as the authors do),
 time along axis 0.

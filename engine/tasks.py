@@ -1,6 +1,6 @@
 r"""Spike-train tasks for supervised spike-timing rules, their metrics, and a task trainer.
 
-Classification data (MNIST and friends) live in :mod:`engine.datasets`; this
+Classification data (MNIST and friends) live in :mod:`spikewb.engine.datasets`; this
 module holds the small *spike-to-spike* problems on which NormAD is classically
 demonstrated: a spike-timing XOR and the generic mapping of random input
 spike trains onto target spike trains, plus the metrics that judge them.
@@ -20,7 +20,7 @@ Contents
     Metrics; :func:`run_trials` measures the fraction of converged seeded trials.
 :class:`TaskTrainer`
     Drives a rule (NormAD) through a task one presentation at a time and
-    yields :class:`~engine.frame.Frame` objects, like :class:`engine.trainer.Trainer`
+    yields :class:`~spikewb.engine.frame.Frame` objects, like :class:`spikewb.engine.trainer.Trainer`
     does for image data.
 
 Notes
@@ -674,9 +674,9 @@ class TaskEpoch:
 class TaskTrainer:
     """Train a spike-train rule (NormAD) on a :class:`SpikeTask`, one presentation at a time.
 
-    The same shape as :class:`engine.trainer.Trainer`: :meth:`step` presents
+    The same shape as :class:`spikewb.engine.trainer.Trainer`: :meth:`step` presents
     the next pattern, updates the weights and returns its
-    :class:`~engine.frame.Frame`; after the last pattern of an epoch the
+    :class:`~spikewb.engine.frame.Frame`; after the last pattern of an epoch the
     network is evaluated with frozen weights (:meth:`evaluate`), the
     :class:`TaskEpoch` is appended to :attr:`history` and the epoch counter
     advances.  Apps drive it step by step from a worker thread and apply
@@ -699,7 +699,7 @@ class TaskTrainer:
 
     Examples
     --------
-    >>> from engine.rules.normad import NormAD
+    >>> from spikewb.engine.rules.normad import NormAD
     >>> tr = TaskTrainer(NormAD(), xor_task(), seed=1)
     >>> f = tr.step()
     >>> f.time_unit, f.layer_sizes

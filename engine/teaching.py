@@ -191,7 +191,7 @@ def desire_stdp_window(dt_steps, desire: float = 1.0, leak: float = 0.75, lr: fl
     """Desire BP's weight change for one pre/post spike pair, from the engine's kernels.
 
     One presynaptic spike at step ``n_steps // 2`` and one postsynaptic spike
-    ``dt`` steps later are fed through :func:`engine.neurons.lif_layer_forward`
+    ``dt`` steps later are fed through :func:`spikewb.engine.neurons.lif_layer_forward`
     (which computes the presynaptic trace) and Desire BP's update kernel, for
     desire ``+1`` or ``-1``.  The result is ``lr * desire * leak**dt`` for
     ``dt >= 0`` and 0 for ``dt < 0``.

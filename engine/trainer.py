@@ -4,7 +4,7 @@ A :class:`Trainer` owns one rule, one architecture, one dataset and the model.
 It can be driven one sample at a time (:meth:`Trainer.step`, what the live
 workbench's worker thread does, applying parameter changes in between) or for
 whole epochs (:meth:`Trainer.fit`, what the CLI does).  Every step returns a
-:class:`~engine.frame.Frame`; ``fit`` hands each to a callback.
+:class:`~spikewb.engine.frame.Frame`; ``fit`` hands each to a callback.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ class Trainer:
         }
 
     def save(self, path) -> Path:
-        """Write a checkpoint (atomic; see :mod:`engine.checkpoint`)."""
+        """Write a checkpoint (atomic; see :mod:`spikewb.engine.checkpoint`)."""
         self.model.check_finite()
         state = {**self.model.state, "order": self.order}
         return save_checkpoint(path, self.meta(), self.model.weights, state)

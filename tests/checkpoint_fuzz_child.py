@@ -146,10 +146,10 @@ def meta_variants(meta: dict):
 
 
 def main(rule_key: str, workdir: str) -> int:
-    from engine.datasets import load_dataset
-    from engine.network import Architecture
-    from engine.rules import make_rule
-    from engine.trainer import Trainer
+    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.network import Architecture
+    from spikewb.engine.rules import make_rule
+    from spikewb.engine.trainer import Trainer
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

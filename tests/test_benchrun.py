@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from workbench import benchrun
-from workbench.benchrun import README_END, README_START, merge_rows, readme_table, update_readme
+from spikewb.workbench import benchrun
+from spikewb.workbench.benchrun import README_END, README_START, merge_rows, readme_table, update_readme
 
 
 def row(bench, metric, value, **kw):
@@ -74,7 +74,7 @@ def test_full_runs_are_merged_into_latest_csv(tmp_path, monkeypatch):
 
 
 def test_cli_readme_without_results_fails_clearly(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "workbench.cli", "bench", "--readme", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "spikewb.workbench.cli", "bench", "--readme", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "no benchmark results" in r.stderr + r.stdout

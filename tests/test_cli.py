@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SPIKEWB = [sys.executable, "-m", "workbench.cli"]
+SPIKEWB = [sys.executable, "-m", "spikewb.workbench.cli"]
 
 
 def run(*args, cwd=None, timeout=300):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from engine.ei_network import (COBA, CUBA, REGIMES, EINetwork, firing_rates, isi_cv, make_params,
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.ei_network import (COBA, CUBA, REGIMES, EINetwork, firing_rates, isi_cv, make_params,
                                population_rate, random_csr, summary)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_unknown_model_and_regime():
 # --------------------------------------------------------------------------- benchmark table
 def test_quick_cuba_benchmark_has_every_row(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIKEWB_BENCH_BRIAN2", "0")
-    from workbench.benchrun import COLUMNS, run_benchmarks
+    from spikewb.workbench.benchrun import COLUMNS, run_benchmarks
     md = run_benchmarks(["cuba"], quick=True, out=tmp_path, echo=lambda s: None)
     spec = importlib.util.spec_from_file_location("bench_cuba", ROOT / "tests" / "bench" / "bench_cuba.py")
     mod = importlib.util.module_from_spec(spec)
@@ -194,7 +194,7 @@ def test_quick_cuba_benchmark_has_every_row(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_quick_coldstart_benchmark_has_every_row(tmp_path):
     """Starts `spikewb serve` once (warm numba cache); about 10-60 s on a shared 2-core machine."""
-    from workbench.benchrun import run_benchmarks
+    from spikewb.workbench.benchrun import run_benchmarks
     md = run_benchmarks(["coldstart"], quick=True, out=tmp_path, echo=lambda s: None)
     spec = importlib.util.spec_from_file_location("bench_coldstart", ROOT / "tests" / "bench" / "bench_coldstart.py")
     mod = importlib.util.module_from_spec(spec)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.encoding import rate_bernoulli, rate_deterministic, time_to_first_spike
-from engine.errors import DataError
+from spikewb.engine.encoding import rate_bernoulli, rate_deterministic, time_to_first_spike
+from spikewb.engine.errors import DataError
 from tests.naive import rate_encode
 
 

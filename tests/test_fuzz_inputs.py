@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import load_checkpoint
-from engine.datasets import read_idx
-from engine.errors import CheckpointError, ConfigError, DataError
-from engine.rules import make_rule
+from spikewb.engine.checkpoint import load_checkpoint
+from spikewb.engine.datasets import read_idx
+from spikewb.engine.errors import CheckpointError, ConfigError, DataError
+from spikewb.engine.rules import make_rule
 
 # derandomize: the same cases on every run, so CI never fails at random; cases found once are
 # pinned with @example so a fixed bug stays tested

@@ -10,10 +10,10 @@
 import numpy as np
 import pytest
 
-from engine.frame import Record
-from engine.network import Architecture
-from engine.neurons import lif_reference
-from engine.rules import make_rule
+from spikewb.engine.frame import Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.neurons import lif_reference
+from spikewb.engine.rules import make_rule
 
 
 @pytest.fixture

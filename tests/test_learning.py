@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from engine.network import Architecture
-from engine.rules import make_rule
-from engine.trainer import Trainer
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule
+from spikewb.engine.trainer import Trainer
 
 
 @pytest.mark.slow

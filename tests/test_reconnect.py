@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from engine.errors import ConfigError
-from workbench.limits import Limits
-from workbench.reconnect import Registry, new_token, valid_token
+from spikewb.engine.errors import ConfigError
+from spikewb.workbench.limits import Limits
+from spikewb.workbench.reconnect import Registry, new_token, valid_token
 
 
 class FakeSession:
@@ -154,7 +154,7 @@ def test_cookie_helpers_are_httponly_and_strict():
     from types import SimpleNamespace
     from http.cookies import SimpleCookie
 
-    from workbench import reconnect
+    from spikewb.workbench import reconnect
 
     req = SimpleNamespace(protocol="https", cookies=SimpleCookie())
     bid = reconnect.browser_id(req)

@@ -12,15 +12,15 @@ import time
 import numpy as np
 import pytest
 
-from engine.frame import Record
-from engine.network import Architecture
-from engine.rules import make_rule
-from workbench.session import Snapshot
-from workbench.views.gradients import GradientRasterView
-from workbench.views.inspector import InspectorView
-from workbench.views.raster import RasterView
-from workbench.views.signal import SignalView
-from workbench.views.traces import TraceView
+from spikewb.engine.frame import Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule
+from spikewb.workbench.session import Snapshot
+from spikewb.workbench.views.gradients import GradientRasterView
+from spikewb.workbench.views.inspector import InspectorView
+from spikewb.workbench.views.raster import RasterView
+from spikewb.workbench.views.signal import SignalView
+from spikewb.workbench.views.traces import TraceView
 
 
 def snapshot(frame, rule: str, seq: int = 1, generation: int = 0) -> Snapshot:
@@ -224,7 +224,7 @@ class SweepSession:
 
 
 def test_tau_sweep_panel_plots_multi_and_single(mnist5k):
-    from workbench.views.tausweep import TauSweepPanel
+    from spikewb.workbench.views.tausweep import TauSweepPanel
     panel = TauSweepPanel(SweepSession(mnist5k), taus="2, 5", n_train=24, n_test=12, hidden=8)
     assert panel.card.visible
     assert panel.run(background=False)
@@ -244,7 +244,7 @@ def test_tau_sweep_panel_plots_multi_and_single(mnist5k):
 
 
 def test_tau_sweep_panel_refuses_bad_settings(mnist5k):
-    from workbench.views.tausweep import TauSweepPanel
+    from spikewb.workbench.views.tausweep import TauSweepPanel
     panel = TauSweepPanel(SweepSession(mnist5k), taus="5, x")
     assert not panel.run(background=False) and "comma-separated" in panel.error
     panel = TauSweepPanel(SweepSession(mnist5k), taus="5", ratio=1.0000001)
@@ -253,7 +253,7 @@ def test_tau_sweep_panel_refuses_bad_settings(mnist5k):
     assert not panel.run(background=False) and "exceeds" in panel.error
     assert panel.rows == [] and not panel.running
     # one sweep per server process at a time
-    from workbench.views import tausweep
+    from spikewb.workbench.views import tausweep
     with tausweep._SWEEP_SLOT:
         panel = TauSweepPanel(SweepSession(mnist5k), taus="5", n_train=10, n_test=10, hidden=4)
         assert not panel.run(background=False) and panel.error == "busy"
@@ -268,8 +268,8 @@ def _until(cond, timeout: float = 60.0) -> None:
 
 
 def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
-    from workbench.limits import SlotPool
-    from workbench.views.tausweep import TauSweepPanel
+    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.views.tausweep import TauSweepPanel
 
     pool = SlotPool(1)
     session = SweepSession(mnist5k)
@@ -290,7 +290,7 @@ def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
         assert "Done" in panel.status.object
         assert pool.counts() == (0, 0)                      # and gives the slot back when done
         # with a free slot it runs at once, holding the slot for its duration
-        import engine.rules.multispike as multispike
+        import spikewb.engine.rules.multispike as multispike
         held, plain = [], multispike.tau_sweep
 
         def spy(**kwargs):
@@ -305,8 +305,8 @@ def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
 
 
 def test_tau_sweep_gives_up_or_cancels_while_waiting(mnist5k):
-    from workbench.limits import SlotPool
-    from workbench.views.tausweep import TauSweepPanel
+    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.views.tausweep import TauSweepPanel
 
     pool = SlotPool(1)
     session = SweepSession(mnist5k)
@@ -328,8 +328,8 @@ def test_tau_sweep_gives_up_or_cancels_while_waiting(mnist5k):
 
 
 def test_tau_sliders_apply_live_without_rebuild():
-    from workbench.controls import ControlPanel, SliderInput
-    from workbench.session import TrainingSession
+    from spikewb.workbench.controls import ControlPanel, SliderInput
+    from spikewb.workbench.session import TrainingSession
 
     session = TrainingSession(rule="multispike", hidden=[20], eval_limit=20)
     notes = []
@@ -370,8 +370,8 @@ def test_tau_sliders_apply_live_without_rebuild():
 def test_page_has_the_rule_views_and_throttled_views_catch_up(multispike):
     """The rule views are part of the page; a view skipped by the throttle still gets the
     newest snapshot once it is due, even when training stopped publishing (pause, step)."""
-    from workbench.session import TrainingSession
-    from workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.views.workbench import TrainerWorkbench
 
     session = TrainingSession(rule="multispike", hidden=[20], autostart=False)
     try:
@@ -410,8 +410,8 @@ def test_rule_parts_and_inspector_plots_are_built_only_when_needed(multispike, s
     first frame that carries gradient streams, the tau-sweep card with multi-spike BP."""
     from bokeh.document import Document
 
-    from workbench.session import TrainingSession
-    from workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.views.workbench import TrainerWorkbench
 
     def n_models(wb) -> int:
         doc = Document()

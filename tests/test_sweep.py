@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sweep import collect, expand, parse_grid, run_sweep
+from spikewb.engine.sweep import collect, expand, parse_grid, run_sweep
 
 BASE = {"rule": "desire", "dataset": "mnist-5k", "epochs": 2, "seed": 0, "hidden": [16],
         "train_limit": 150, "eval_limit": 60}
@@ -90,13 +90,13 @@ def test_sweep_on_a_separately_started_scheduler(tmp_path):
 
 
 def test_cli_sweep_and_report(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "workbench.cli", "sweep", "--grid", "lr=1e-5,1e-4",
+    r = subprocess.run([sys.executable, "-m", "spikewb.workbench.cli", "sweep", "--grid", "lr=1e-5,1e-4",
                         "--hidden", "12", "--epochs", "1", "--train-limit", "100", "--eval-limit", "50",
                         "--workers", "2", "--out", str(tmp_path), "--no-progress"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     html = (tmp_path / "report.html").read_text()
     assert "Test accuracy per epoch" in html and "lr=1e-05" in html
-    r = subprocess.run([sys.executable, "-m", "workbench.cli", "sweep", "--grid", "bogus=1"],
+    r = subprocess.run([sys.executable, "-m", "spikewb.workbench.cli", "sweep", "--grid", "bogus=1"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no parameter" in r.stderr

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from engine.frame import Frame
-from engine.rules.normad import NormAD
-from engine.tasks import (RECORD_QUIET, SpikeTrains, TaskTrainer, converged_fraction, correlation,
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.frame import Frame
+from spikewb.engine.rules.normad import NormAD
+from spikewb.engine.tasks import (RECORD_QUIET, SpikeTrains, TaskTrainer, converged_fraction, correlation,
                           correlation_times, mapping_task, max_timing_error, poisson_trains,
                           receptive_field_times, spikes_match, van_rossum_distance, van_rossum_times,
                           xor_task)

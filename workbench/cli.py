@@ -58,7 +58,7 @@ class _Guard:
         return self
 
     def __exit__(self, typ, exc, tb):
-        from engine.errors import NumericalError, SpikeWorkbenchError
+        from spikewb.engine.errors import NumericalError, SpikeWorkbenchError
         if exc is None:
             return False
         if isinstance(exc, NumericalError):
@@ -97,8 +97,8 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
               help="Keep a closed or reloaded trainer tab's training running this long so the same "
                    "browser can reattach to it; 0 = off (default: SPIKEWB_RECONNECT, else 0).")):
     """Serve the workbench apps in the browser (embedded default data, no download)."""
-    from engine.errors import ConfigError
-    from workbench.limits import Limits
+    from spikewb.engine.errors import ConfigError
+    from spikewb.workbench.limits import Limits
 
     try:
         limits = Limits.from_env()
@@ -114,7 +114,7 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
     if warm:  # the default rule is warmed before listening (server.warm_up), the others soon after
         _warm_later(WARM_DELAY)
     try:
-        from workbench.server import serve as _serve
+        from spikewb.workbench.server import serve as _serve
     except ImportError as exc:  # pragma: no cover - only before the UI lands
         _fail(f"the web workbench is not available: {exc}")
     _serve(port=port, address=address, show=show, allow_websocket_origin=allow_websocket_origin or None,
@@ -145,10 +145,10 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
     """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
     from tqdm import tqdm
 
-    from engine.datasets import load_dataset
-    from engine.network import Architecture
-    from engine.rules import make_rule, rule_class
-    from engine.trainer import Trainer
+    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.network import Architecture
+    from spikewb.engine.rules import make_rule, rule_class
+    from spikewb.engine.trainer import Trainer
 
     with _Guard():
         params = _parse_params(param)
@@ -242,8 +242,8 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
              split: str = typer.Option("test", help="test or train."),
              limit: Optional[int] = typer.Option(None, help="Only the first N samples.")):
     """Evaluate a checkpoint's accuracy on a dataset."""
-    from engine.datasets import load_dataset
-    from engine.trainer import Trainer
+    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.trainer import Trainer
 
     with _Guard():
         if split not in ("test", "train"):
@@ -261,7 +261,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
 @app.command()
 def rules():
     """List the learning rules and their parameters."""
-    from engine.rules import rule_class, rule_names
+    from spikewb.engine.rules import rule_class, rule_names
     for name in rule_names():
         cls = rule_class(name)
         typer.echo(f"{name:12s} {cls.title}  (signal: {cls.signals})")
@@ -274,7 +274,7 @@ def rules():
 @app.command()
 def datasets(download: Optional[str] = typer.Option(None, help="Download an official set (mnist, fashion-mnist) into the cache.")):
     """List the datasets, or download one into the cache."""
-    from engine import datasets as ds
+    from spikewb.engine import datasets as ds
     with _Guard():
         if download:
             path = ds.download(download)
@@ -318,10 +318,10 @@ def _warm_kernels(quiet: bool = False) -> float:
     """Compile (or load from the numba cache) the kernels of every rule on a tiny net."""
     import numpy as np
 
-    from engine.datasets import load_dataset
-    from engine.network import Architecture
-    from engine.rules import make_rule, rule_names
-    from engine.trainer import Trainer
+    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.network import Architecture
+    from spikewb.engine.rules import make_rule, rule_names
+    from spikewb.engine.trainer import Trainer
 
     t0 = time.perf_counter()
     data = load_dataset("mnist-5k").subset(8, 4)
@@ -332,7 +332,7 @@ def _warm_kernels(quiet: bool = False) -> float:
             tr.rule.predict(tr.model, data.x_test[:1].astype(np.float32) / 255.0)
         except Exception as exc:  # a rule that cannot run on images is warmed by its own app
             logging.getLogger(__name__).debug("warm-up of %s skipped: %s", name, exc)
-        from engine.rules import rule_class
+        from spikewb.engine.rules import rule_class
         extra = getattr(sys.modules.get(rule_class(name).__module__), "warm_kernels", None)
         if callable(extra):                       # task-mode kernels (NormAD's XOR / mapping)
             extra()
@@ -374,7 +374,7 @@ def bench(names: Optional[List[str]] = typer.Argument(None, help="Benchmarks to 
                                                   "OUT/latest.csv (the newest full run of every benchmark); "
                                                   "with no NAMES, only do that.")):
     """Run benchmarks from tests/bench side by side with their references; write CSV + Markdown."""
-    from workbench.benchrun import (date_span, discover, machine, read_rows, readme_table, run_benchmarks,
+    from spikewb.workbench.benchrun import (date_span, discover, machine, read_rows, readme_table, run_benchmarks,
                                     update_readme)
     if readme and not names:
         rows = read_rows(out / "latest.csv")
@@ -423,9 +423,9 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
           report: Optional[Path] = typer.Option(None, help="Only write an HTML report for this sweep directory."),
           progress: bool = typer.Option(True, help="Show progress bars.")):
     """Run a hyperparameter grid as independent Dask tasks; resumable; --report writes HTML."""
-    from engine.network import Architecture
-    from engine.sweep import expand, load_config_file, parse_grid, run_sweep
-    from workbench.sweep_report import write_report
+    from spikewb.engine.network import Architecture
+    from spikewb.engine.sweep import expand, load_config_file, parse_grid, run_sweep
+    from spikewb.workbench.sweep_report import write_report
 
     with _Guard():
         if report is not None:
@@ -446,11 +446,11 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
             g = parse_grid(grid)
         else:
             _fail("give a sweep file or --grid")
-        from engine.rules import rule_class
+        from spikewb.engine.rules import rule_class
         combos = expand(g, base)
         for c in combos:                              # validate before any task starts
             cls = rule_class(c.get("rule", "desire"))
-            from engine.sweep import SPECIAL_KEYS
+            from spikewb.engine.sweep import SPECIAL_KEYS
             bad = [k for k in c if k not in SPECIAL_KEYS and k not in cls.param]
             if bad:
                 _fail(f"rule {cls.key!r} has no parameter(s) {bad}")
@@ -483,7 +483,7 @@ def experiment(name: str = typer.Argument(..., help=f"One of: {', '.join(EXPERIM
                seed: int = typer.Option(0, help="Seed (the same for every setting)."),
                out: Path = typer.Option(Path("runs/experiments"), help="Where to write NAME.csv/.json/.html.")):
     """Built-in studies: tau-sweep (multi-spike BP) and t-sweep (SSNN-BP)."""
-    from engine.network import Architecture
+    from spikewb.engine.network import Architecture
 
     if name not in EXPERIMENTS:
         _fail(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
@@ -499,10 +499,10 @@ def experiment(name: str = typer.Argument(..., help=f"One of: {', '.join(EXPERIM
             _fail(f"--values must be comma-separated numbers, got {values!r}")
         typer.echo(title)
         if name == "tau-sweep":
-            from engine.rules.multispike import tau_sweep
+            from spikewb.engine.rules.multispike import tau_sweep
             rows = tau_sweep(**kw, **({"tau_s_values": parsed} if parsed else {}))
         else:
-            from engine.experiments import t_sweep
+            from spikewb.engine.experiments import t_sweep
             rows = t_sweep(**kw, **({"t_values": [int(v) for v in parsed]} if parsed else {}))
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
@@ -569,7 +569,7 @@ def server_allocator_env(argv: list[str], environ) -> dict[str, str] | None:
     glibc arena of its own, so a server that served 20 pages stayed ~155 MB
     above its start after all of them closed (``make test-load``).  With Python
     objects on glibc ``malloc`` and two glibc arenas, the periodic
-    ``malloc_trim`` (:func:`workbench.server.release_memory`) hands the pages
+    ``malloc_trim`` (:func:`spikewb.workbench.server.release_memory`) hands the pages
     back: +7 MB after the same 20 pages.  Both settings are only read at
     interpreter start, hence the re-exec.  Linux only; an explicit
     ``PYTHONMALLOC`` (or ``SPIKEWB_KEEP_ALLOCATOR=1``) is left alone.
@@ -592,7 +592,7 @@ def main():  # console-script entry point
     env = server_allocator_env(sys.argv[1:], os.environ)
     if env is not None:
         sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "workbench.cli", *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, "-m", "spikewb.workbench.cli", *sys.argv[1:]], env)
     logging.basicConfig(level=os.environ.get("SPIKEWB_LOGLEVEL", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -1,7 +1,7 @@
 """Side-by-side comparison of learning rules: several Trainers stepped in lock-step.
 
 A :class:`Comparison` holds two to four *panes*, each a
-:class:`~engine.trainer.Trainer` with its own rule, hidden layers and
+:class:`~spikewb.engine.trainer.Trainer` with its own rule, hidden layers and
 hyperparameters (a :class:`PaneSpec`), all on the same dataset and built from
 the same seed.  Because the Trainer's sample order depends only on the seed
 and the training-set size, every pane sees the same samples in the same
@@ -11,12 +11,12 @@ one step show the same sample in every pane.
 
 :class:`CompareSession` runs a Comparison in one worker thread (one thread for
 all panes keeps them aligned without any synchronisation between threads; the
-thread is a :class:`~workbench.worker.CommandWorker`),
+thread is a :class:`~spikewb.workbench.worker.CommandWorker`),
 publishes a :class:`CompareSnapshot` of one step with full records into a
 one-slot mailbox at most every ``publish_interval`` seconds, and takes
 commands (play, pause, step, reset, rebuild) between steps.  A served
 session (:meth:`CompareSession.served`) trains only while it holds one of
-the server's training slots (:func:`~workbench.limits.training_pool`), the
+the server's training slots (:func:`~spikewb.workbench.limits.training_pool`), the
 same slots the trainer pages queue for; one made directly needs none.
 
 This module imports no UI library; it is tested without a browser.
@@ -41,11 +41,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.errors import ConfigError
-from engine.frame import RECORD_SPIKES, Frame, Record
-from engine.network import Architecture
-from engine.rules import make_rule, rule_class, rule_names
-from engine.trainer import EpochResult, Trainer
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.frame import RECORD_SPIKES, Frame, Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule, rule_class, rule_names
+from spikewb.engine.trainer import EpochResult, Trainer
 
 from .limits import Limits, SlotPool
 from .pagestate import ignored, parse_int, parse_int_list, parse_value, read_query, unknown, value_text
@@ -241,7 +241,7 @@ def shared_dataset(name: str):
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(EMBEDDED_DATASETS)}")
     with _DATA_LOCK:
         if name not in _DATA:
-            from engine.datasets import load_dataset
+            from spikewb.engine.datasets import load_dataset
             ds = load_dataset(name, allow_download=False)
             for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
                 a.setflags(write=False)
@@ -250,7 +250,7 @@ def shared_dataset(name: str):
 
 def check_limits(panes, data, limits: Limits) -> None:
     """Refuse (ConfigError) panes that together break the server's per-session limits
-    (:func:`workbench.limits.check_networks`: depth, synapses, T, memory), before anything is built."""
+    (:func:`spikewb.workbench.limits.check_networks`: depth, synapses, T, memory), before anything is built."""
     from .limits import check_networks, time_steps
     nets = []
     for p in panes:
@@ -444,7 +444,7 @@ class CompareSession(CommandWorker):
     @classmethod
     def served(cls, *args, **kwargs) -> "CompareSession":
         """A session that trains only in one of this server's training slots
-        (:func:`~workbench.limits.training_pool`), shared with the trainer pages."""
+        (:func:`~spikewb.workbench.limits.training_pool`), shared with the trainer pages."""
         from .limits import server_limits, training_pool
         kwargs.setdefault("pool", training_pool())
         kwargs.setdefault("limits", server_limits())

@@ -1,7 +1,7 @@
 """The compare page: two to four learning rules (or settings) learning the same data side by side.
 
 :class:`CompareApp` is what ``apps/compare.py`` serves.  Per browser session it
-owns one :class:`~workbench.compare.CompareSession` (one worker thread that
+owns one :class:`~spikewb.workbench.compare.CompareSession` (one worker thread that
 trains every pane on the same sample before moving on) and one periodic
 callback (``refresh_hz``, 5 Hz) that takes the newest lock-step snapshot and
 updates, inside one ``pn.io.hold()`` block:
@@ -16,14 +16,14 @@ updates, inside one ``pn.io.hold()`` block:
   spent in that pane's training steps) and accuracy.
 
 Play trains only in one of the server's training slots (the ones the trainer
-pages share, :mod:`workbench.limits`); when all are taken the status line
+pages share, :mod:`spikewb.workbench.limits`); when all are taken the status line
 says ``waiting for a free slot (#k in queue)`` and training starts by itself
 when one frees.
 
 The setup (pane rules, hidden sizes, settings, seed) is edited in the
 sidebar and applied with *Apply*, which rebuilds every pane from the seed so
 the comparison starts again from the same point; it is also kept in the page
-URL (``?panes=desire,desire&lr2=0.003``, see :func:`workbench.compare.from_query`).
+URL (``?panes=desire,desire&lr2=0.003``, see :func:`spikewb.workbench.compare.from_query`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import param
 from bokeh.models import ColumnDataSource, LinearAxis, Legend, LegendItem, LinearColorMapper, Range1d
 from bokeh.palettes import Category10_10
 
-from engine.errors import SpikeWorkbenchError
-from engine.network import Architecture
-from engine.rules import rule_class, rule_names
+from spikewb.engine.errors import SpikeWorkbenchError
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import rule_class, rule_names
 
 from .compare import (EMBEDDED_DATASETS, MAX_PANES, MIN_PANES, CompareSession, PaneSpec, check_hidden,
                       from_query, parse_settings, to_query)

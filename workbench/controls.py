@@ -27,8 +27,8 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
-from engine.errors import SpikeWorkbenchError
-from engine.rules import rule_class, rule_names
+from spikewb.engine.errors import SpikeWorkbenchError
+from spikewb.engine.rules import rule_class, rule_names
 
 from .safetext import as_html, display_name
 from .session import MAX_TRACED, TrainingSession, dataset_from_idx, parse_traced
@@ -446,7 +446,7 @@ class ControlPanel(pn.viewable.Viewer):
 
     @staticmethod
     def _parse_hidden(text: str) -> list[int]:
-        from engine.network import Architecture
+        from spikewb.engine.network import Architecture
         return Architecture.parse_hidden(str(text))
 
     def _parse_traced(self, text: str) -> list[tuple[int, int]]:

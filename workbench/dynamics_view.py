@@ -1,13 +1,13 @@
 """Live view of a recurrent E/I network (CUBA / COBA) for one browser session.
 
 :class:`DynamicsView` is a :class:`panel.viewable.Viewer`: it owns an
-:class:`engine.ei_network.EINetwork`, simulates it in a daemon worker thread
+:class:`spikewb.engine.ei_network.EINetwork`, simulates it in a daemon worker thread
 chunk by chunk (the numba kernel releases the GIL), and draws a spike raster,
 the population rate, the potentials of a few neurons and the ISI / CV
 histograms.  Sliders for the weights, the external drive and the time
 constants are generated from the engine's parameter class with
 :class:`panel.Param` and act live; a regime menu loads named parameter sets
-(:data:`engine.ei_network.REGIMES`).
+(:data:`spikewb.engine.ei_network.REGIMES`).
 
 Data flow (``reference/live_streaming.md``, pattern B3): the worker publishes
 a :class:`Snapshot` of NumPy arrays into a one-slot mailbox (newest wins);
@@ -34,7 +34,7 @@ from bokeh.models import ColumnDataSource, Range1d, Span
 from bokeh.plotting import figure
 from bokeh.transform import linear_cmap
 
-from engine.ei_network import EINetwork, EIParams, REGIMES, isi_cv, isis, make_params
+from spikewb.engine.ei_network import EINetwork, EIParams, REGIMES, isi_cv, isis, make_params
 
 from .pagestate import guard_panel_query
 

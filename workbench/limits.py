@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable
 
 import param
 
-from engine.errors import ConfigError
+from spikewb.engine.errors import ConfigError
 
 
 class Limits(param.Parameterized):

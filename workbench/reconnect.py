@@ -1,9 +1,9 @@
 """Reattaching a reloaded or reopened trainer tab to its running training (opt-in).
 
 By default a trainer page that closes or reloads stops its training worker
-(see :mod:`workbench.views.workbench`).  With ``spikewb serve --reconnect S``
-(:attr:`~workbench.limits.Limits.reconnect_s`) a page that goes away *parks*
-its :class:`~workbench.session.TrainingSession` instead: training goes on,
+(see :mod:`spikewb.workbench.views.workbench`).  With ``spikewb serve --reconnect S``
+(:attr:`~spikewb.workbench.limits.Limits.reconnect_s`) a page that goes away *parks*
+its :class:`~spikewb.workbench.session.TrainingSession` instead: training goes on,
 the session keeps its training slot, and the same browser can take it back
 within ``S`` seconds.  A parked session nobody claims is closed when its time
 is up.
@@ -19,7 +19,7 @@ plus ``Secure`` over HTTPS), so page script can neither read nor write them:
   set on that page's HTTP response (:func:`attach_page`).
 
 Every trainer page gets a fresh random token (:func:`new_token`) that names
-its :class:`~workbench.session.TrainingSession` in the process-wide
+its :class:`~spikewb.workbench.session.TrainingSession` in the process-wide
 :class:`Registry`, together with the browser id of the request that built the
 page.  When the page is about to go away (``beforeunload`` / ``pagehide``)
 its script sends the token to ``POST /reattach`` (``navigator.sendBeacon``;
@@ -123,7 +123,7 @@ class Registry:
     A session is either *attached* (a page shows it: :meth:`attach`) or
     *parked* (its page went away: :meth:`park`); :meth:`claim` takes either
     kind.  Sessions are any objects with an ``alive`` attribute and a
-    ``close()`` method (a :class:`~workbench.session.TrainingSession`).
+    ``close()`` method (a :class:`~spikewb.workbench.session.TrainingSession`).
     Thread-safe: pages go away from the server thread and from timer threads.
     """
 
@@ -284,7 +284,7 @@ def cookie_header(request, name: str, value: str, max_age: float | None = None) 
 
 
 def queue_cookie(request, header: str) -> None:
-    """Have :class:`workbench.server.SecurityHeaders` add ``Set-Cookie: header`` to ``request``'s response."""
+    """Have :class:`spikewb.workbench.server.SecurityHeaders` add ``Set-Cookie: header`` to ``request``'s response."""
     if request is not None:
         cookies = getattr(request, "_spikewb_set_cookies", None)
         if cookies is None:
@@ -367,5 +367,5 @@ class ReattachHandler(RequestHandler):
 
 
 def reattach_patterns() -> list[tuple]:
-    """Tornado routes of the reattach window (for :func:`workbench.server.serve`)."""
+    """Tornado routes of the reattach window (for :func:`spikewb.workbench.server.serve`)."""
     return [(r"/reattach", ReattachHandler)]

@@ -2,7 +2,7 @@
 
 :class:`ResultsPage` is what ``apps/results.py`` serves.  It reads one sweep
 folder (written by ``spikewb sweep``) with the same loaders as the HTML
-report (:func:`engine.sweep.collect`, :func:`workbench.sweep_report.table_data`)
+report (:func:`spikewb.engine.sweep.collect`, :func:`spikewb.workbench.sweep_report.table_data`)
 and shows:
 
 * a :class:`panel.widgets.Tabulator` of every run (the varying settings,
@@ -13,7 +13,7 @@ and shows:
 * best test accuracy against one varying setting (chosen in a menu).
 
 Folders are chosen from the sweeps found under the run root
-(:mod:`workbench.runs`: ``$SPIKEWB_RUNS`` or ``runs/``), or with ``?dir=``
+(:mod:`spikewb.workbench.runs`: ``$SPIKEWB_RUNS`` or ``runs/``), or with ``?dir=``
 relative to it; a path outside the root is refused.
 """
 
@@ -30,8 +30,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
 from bokeh.palettes import Category10_10
 
-from engine.errors import ConfigError
-from engine.sweep import collect
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.sweep import collect
 
 from . import runs as runroot
 from .pagestate import ignored, read_query, unknown
@@ -173,7 +173,7 @@ class ResultsPage(pn.viewable.Viewer):
                                    " or <code>runs/</code>)."
                                    " Start one with <code>spikewb sweep --grid \"lr=1e-3,3e-3\" --out "
                                    "runs/sweep</code>.")
-        from engine.sweep import SPECIAL_KEYS
+        from spikewb.engine.sweep import SPECIAL_KEYS
         # hyperparameters first: epochs or data limits rarely answer "which setting is best"
         choices = sorted(self.varying, key=lambda k: (k in SPECIAL_KEYS and k not in ("hidden", "rule"), k))
         self.x_param.options = choices

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.errors import ConfigError
+from spikewb.engine.errors import ConfigError
 
 #: Environment variable naming the run root.
 ENV = "SPIKEWB_RUNS"

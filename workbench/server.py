@@ -6,13 +6,13 @@ that closes stops its worker within about 1.5 s (the page watches its
 connection) and its Bokeh session is cleaned up after
 ``unused_session_lifetime`` ms.
 
-The limits of :mod:`workbench.limits` (training slots, network size, T,
+The limits of :mod:`spikewb.workbench.limits` (training slots, network size, T,
 memory, idle timeout) are passed to the apps through ``SPIKEWB_*``
 environment variables, so ``panel serve apps/*.py`` honours them too.
 ``GET /health`` answers a small JSON document (live sessions, training and
 waiting counts, parked sessions, worker threads, resident memory) for
 monitoring and tests.  With ``reconnect_s`` above 0 a closed or reloaded
-trainer tab leaves its training parked for that long (:mod:`workbench.reconnect`).
+trainer tab leaves its training parked for that long (:mod:`spikewb.workbench.reconnect`).
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def freeze_startup_objects() -> None:
     import gc
 
     try:
-        import workbench.views.workbench  # noqa: F401  (the first page would import it anyway)
+        import spikewb.workbench.views.workbench  # noqa: F401  (the first page would import it anyway)
     except ImportError:  # pragma: no cover - the apps still report their own import errors
         pass
     gc.freeze()  # no collection first: it would cost 0.09 s to free ~100 objects of the imports
@@ -313,7 +313,7 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, apps
     num_procs
         Server processes (sessions are independent; each has its own worker).
     limits
-        :class:`~workbench.limits.Limits` for every session (default: from the
+        :class:`~spikewb.workbench.limits.Limits` for every session (default: from the
         ``SPIKEWB_*`` environment, else the built-in defaults).
     kwargs
         Passed to :func:`panel.serve`.

@@ -1,10 +1,10 @@
 """One live training session: a Trainer in a worker thread with a one-slot mailbox.
 
 A :class:`TrainingSession` is what one browser page drives.  It owns a
-:class:`~engine.trainer.Trainer` and runs it in a daemon worker thread (the
+:class:`~spikewb.engine.trainer.Trainer` and runs it in a daemon worker thread (the
 numba kernels release the GIL, so the web server keeps serving).  The worker
 trains sample after sample and, at most every ``publish_interval`` seconds,
-trains one sample with a full :class:`~engine.frame.Record` (spikes and the
+trains one sample with a full :class:`~spikewb.engine.frame.Record` (spikes and the
 traced neurons' potentials) and puts the result into a one-slot mailbox as a
 :class:`Snapshot`.  Every other sample is trained with the cheap default
 record, so the page costs the training loop almost nothing.
@@ -21,13 +21,13 @@ changes), :meth:`~TrainingSession.reset`, :meth:`~TrainingSession.step`,
 :meth:`~TrainingSession.load_checkpoint`, :meth:`~TrainingSession.call`.
 Each returns a :class:`concurrent.futures.Future`.  The thread, its command
 queue, the pacing by ``speed`` and the training slots are those of
-:class:`~workbench.worker.CommandWorker`; this class adds the trainer's
+:class:`~spikewb.workbench.worker.CommandWorker`; this class adds the trainer's
 snapshots, counters and idle pause.  Values are validated in
 the caller's thread first, so an out-of-range value raises at once and
 nothing is queued.
 
 Served sessions (:meth:`TrainingSession.served`) live under the server's
-limits (:mod:`workbench.limits`): :meth:`~TrainingSession.play` takes one of
+limits (:mod:`spikewb.workbench.limits`): :meth:`~TrainingSession.play` takes one of
 the process-wide training slots or, when all are taken, sets ``waiting`` and
 starts by itself when a slot frees; a network over the size / T / memory
 limits is refused (``ConfigError``) before it is built; a session whose page
@@ -63,15 +63,15 @@ from typing import Any, Callable
 import numpy as np
 import param
 
-from engine.checkpoint import load_checkpoint
-from engine.checkpoint import read_arrays  # noqa: F401  (re-exported for the controls)
-from engine.config import CHECKPOINT_MAX_BYTES, IDX_MAX_BYTES
-from engine.datasets import Dataset, available, images_and_labels, load_dataset, read_idx
-from engine.errors import CheckpointError, ConfigError, DataError
-from engine.frame import Frame, Record
-from engine.network import Architecture
-from engine.rules import LearningRule, make_rule, rule_class
-from engine.trainer import EpochResult, Trainer, arch_from_meta, rule_from_meta
+from spikewb.engine.checkpoint import load_checkpoint
+from spikewb.engine.checkpoint import read_arrays  # noqa: F401  (re-exported for the controls)
+from spikewb.engine.config import CHECKPOINT_MAX_BYTES, IDX_MAX_BYTES
+from spikewb.engine.datasets import Dataset, available, images_and_labels, load_dataset, read_idx
+from spikewb.engine.errors import CheckpointError, ConfigError, DataError
+from spikewb.engine.frame import Frame, Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import LearningRule, make_rule, rule_class
+from spikewb.engine.trainer import EpochResult, Trainer, arch_from_meta, rule_from_meta
 
 from .limits import Limits, SlotPool, check_network, time_steps
 from .safetext import display_name
@@ -338,7 +338,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
     @classmethod
     def served(cls, **kwargs) -> "TrainingSession":
         """A session under this server's limits: the process-wide training slots
-        (:func:`~workbench.limits.training_pool`) and :func:`~workbench.limits.server_limits`."""
+        (:func:`~spikewb.workbench.limits.training_pool`) and :func:`~spikewb.workbench.limits.server_limits`."""
         from .limits import server_limits, training_pool
         kwargs.setdefault("limits", server_limits())
         kwargs.setdefault("pool", training_pool())

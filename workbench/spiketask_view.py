@@ -1,6 +1,6 @@
 """NormAD learning a spike task live: spike XOR or spike-train mapping.
 
-A :class:`SpikeTaskDemo` owns an :class:`engine.tasks.TaskTrainer` that a worker
+A :class:`SpikeTaskDemo` owns an :class:`spikewb.engine.tasks.TaskTrainer` that a worker
 thread steps (one pattern per step) while the page shows, at 10 Hz, the newest
 Frame: the input, hidden and output spikes with the desired output spikes
 overlaid, the output neuron's potential with threshold and error marks, and the
@@ -18,8 +18,8 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, Range1d, Span
 
-from engine.rules.normad import NormAD
-from engine.tasks import TaskTrainer, mapping_task, xor_task
+from spikewb.engine.rules.normad import NormAD
+from spikewb.engine.tasks import TaskTrainer, mapping_task, xor_task
 
 from .teaching import Demo, _fig
 from .views.base import owned as _own

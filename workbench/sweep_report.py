@@ -15,7 +15,7 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
-from engine.sweep import collect
+from spikewb.engine.sweep import collect
 
 from .safetext import as_html, display_name, scrub_paths
 

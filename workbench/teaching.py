@@ -4,8 +4,8 @@ Each demo is a ``pn.viewable.Viewer`` whose parameters are the whole state of
 the page: :func:`teaching_page` wraps it with a shareable URL (validated on
 load, rewritten on every change), a copy-link button, a presentation mode that
 hides the controls and enlarges the plots, and a tutorial text from
-``assets/tutorials``.  The numbers come from :mod:`engine.teaching` and the
-NormAD neuron (:class:`engine.rules.normad.ContinuousLIF`); plots are plain
+``assets/tutorials``.  The numbers come from :mod:`spikewb.engine.teaching` and the
+NormAD neuron (:class:`spikewb.engine.rules.normad.ContinuousLIF`); plots are plain
 Bokeh figures whose sources are replaced when a parameter moves.
 """
 
@@ -19,8 +19,8 @@ import param
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
 
-from engine import teaching
-from engine.rules.normad import ContinuousLIF
+from spikewb.engine import teaching
+from spikewb.engine.rules.normad import ContinuousLIF
 
 from .pagestate import UrlState
 from .safetext import as_markdown

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from engine.datasets import available
-from engine.network import Architecture
-from engine.rules import rule_class
+from spikewb.engine.datasets import available
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import rule_class
 
 from .pagestate import ignored, parse_int, parse_int_list, read_query, unknown
 from .pagestate import parse_value as _parse

@@ -15,7 +15,7 @@ An exception that escapes a step stops training and is written to
 ``error`` (the page shows it) instead of ending the thread; a later reset
 clears it.
 
-Training may be limited by a :class:`~workbench.limits.SlotPool` shared by
+Training may be limited by a :class:`~spikewb.workbench.limits.SlotPool` shared by
 every session of a server.  :meth:`CommandWorker._play` takes a slot or, when
 all are taken, sets ``waiting`` and queues for one; the session starts by
 itself when a slot frees.  Pausing, closing and an error all give the slot

@@ -1,6 +1,6 @@
 """Learning rules, registered by short name.
 
->>> from engine.rules import rule_names
+>>> from spikewb.engine.rules import rule_names
 >>> "desire" in rule_names()
 True
 """

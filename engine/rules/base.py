@@ -3,7 +3,7 @@
 Every rule is a :class:`LearningRule` subclass registered under a short name.
 The rule object holds hyperparameters only (declared once as ``param``
 parameters with paper default, bounds, unit in the label and a doc line);
-weights and state live in the :class:`~engine.network.Model` that
+weights and state live in the :class:`~spikewb.engine.network.Model` that
 :meth:`LearningRule.build` returns.  The shared surface:
 
 ``build(arch, rng) -> Model``
@@ -139,7 +139,7 @@ class LearningRule(param.Parameterized):
         are the schema (required, same shape and dtype kind, finite); rules that
         create more state while training add it (optional) in
         :meth:`extra_state_schema`.  Checkpoints are checked against this before
-        any array reaches a kernel (:meth:`engine.trainer.Trainer.load_state`).
+        any array reaches a kernel (:meth:`spikewb.engine.trainer.Trainer.load_state`).
         """
         schema = {k: ArraySpec.like(v) for k, v in model.state.items()}
         schema.update(self.extra_state_schema(model))

@@ -11,7 +11,7 @@ the views (see ``loss`` below), which the paper does not define.
 
 Notes
 -----
-Forward (per sample, ``T`` steps, discrete LIF of :mod:`engine.neurons`):
+Forward (per sample, ``T`` steps, discrete LIF of :mod:`spikewb.engine.neurons`):
 leak :math:`\lambda = 0.75` before integration, threshold 1 with ``>=``,
 reset by subtraction, membrane potentials start at 0, deterministic rate
 input, one-step delay between consecutive layers.  Dropout masks are drawn

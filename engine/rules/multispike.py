@@ -1,7 +1,7 @@
 r"""Timing-based backpropagation without single-spike restrictions (Yamamoto, Sakemi, Aihara 2022).
 
 Current-based LIF neurons that may fire several times are simulated event by
-event (:mod:`engine.cuba`); the loss is a function of output spike times and its
+event (:mod:`spikewb.engine.cuba`); the loss is a function of output spike times and its
 exact gradient flows back through every spike, through each neuron's own earlier
 spikes (the reset term), to the weights of every layer.  Specification:
 ``reference/stidi_multispike_normad.md`` section 2.  The paper's text, tables and
@@ -563,7 +563,7 @@ def tau_sweep(dataset: str = "fashion-5k", tau_s_values=(1.0, 2.5, 5.0, 10.0, 20
     epochs on ``dataset`` (optionally cut to ``n_train`` / ``n_test``) with the
     same seed; with ``single_spike`` the same network restricted to one spike per
     neuron (both buffers 1) is trained next to it.  ``dataset`` is a name or a
-    loaded :class:`~engine.datasets.Dataset`.  ``callback(row)`` is called with
+    loaded :class:`~spikewb.engine.datasets.Dataset`.  ``callback(row)`` is called with
     each finished row; ``progress(fraction)`` (optional) after every training
     sample with the fraction of all training samples done (an exception raised
     by it stops the sweep: that is how a caller cancels).

@@ -636,10 +636,10 @@ class NormAD(LearningRule):
 
     Two kinds of samples are accepted by :meth:`train_step`:
 
-    * spike tasks (:mod:`engine.tasks`): ``x`` input :class:`~engine.tasks.SpikeTrains`,
+    * spike tasks (:mod:`spikewb.engine.tasks`): ``x`` input :class:`~spikewb.engine.tasks.SpikeTrains`,
       ``y`` desired output ``SpikeTrains`` (the natural NormAD setting; see
-      :class:`~engine.tasks.TaskTrainer` and :meth:`train_task`);
-    * images (the :class:`~engine.trainer.Trainer`): ``x`` intensities in
+      :class:`~spikewb.engine.tasks.TaskTrainer` and :meth:`train_task`);
+    * images (the :class:`~spikewb.engine.trainer.Trainer`): ``x`` intensities in
       [0, 1], ``y`` a class; every pixel drives an LIF neuron with a constant
       current (a regular train per grey level) and the label's output neuron is
       asked for a regular train, the others for silence, as in the group's
@@ -1066,7 +1066,7 @@ class NormAD(LearningRule):
     # ================================================================ tasks
     def train_task(self, task, epochs: int, callback=None, seed: int = 0, on_epoch=None,
                    stop_when_converged: bool = True, **trainer_kw):
-        """Train a fresh network on a :class:`~engine.tasks.SpikeTask`; returns the :class:`~engine.tasks.TaskTrainer`.
+        """Train a fresh network on a :class:`~spikewb.engine.tasks.SpikeTask`; returns the :class:`~spikewb.engine.tasks.TaskTrainer`.
 
         ``callback(frame)`` gets every presentation's Frame, ``on_epoch(TaskEpoch)``
         every epoch's evaluation.  Stops early when every pattern is matched

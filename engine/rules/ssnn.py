@@ -2,7 +2,7 @@ r"""SSNN-BP: stochastic composite neurons with spike-coded gradients (Biswas, Sa
 
 Each neuron is a *composite* of a forward unit and two gradient units (a
 positive and a negative stream).  All units are Spike Response Model units
-with a causal FIR kernel (:mod:`engine.srm`); the forward pass, the error and
+with a causal FIR kernel (:mod:`spikewb.engine.srm`); the forward pass, the error and
 the back-propagated gradient are all spike trains of the same ``T`` steps, and
 a weight changes by +1 / -1 whenever a presynaptic forward spike coincides
 with a postsynaptic positive / negative gradient spike (an RPU-style local

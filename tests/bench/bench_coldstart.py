@@ -20,7 +20,7 @@ Measured from the moment the process is spawned:
   page ready, clicked).
 
 Python's own bytecode cache is warm in both cases (written first with
-:func:`workbench.cli.compile_bytecode`).  Quick mode (CI): only the
+:func:`spikewb.workbench.cli.compile_bytecode`).  Quick mode (CI): only the
 warm case with the repository's numba cache and no browser; the cold rows
 stay in the table with empty values.
 """
@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from workbench.cli import compile_bytecode  # noqa: E402
+from spikewb.workbench.cli import compile_bytecode  # noqa: E402
 
 CHROMIUM = os.environ.get("SPIKEWB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,7 +66,7 @@ def _free_port() -> int:
 
 def _spikewb() -> list[str]:
     exe = Path(sys.executable).with_name("spikewb")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "workbench.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "spikewb.workbench.cli"]
 
 
 def _browser():

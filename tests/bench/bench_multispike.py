@@ -24,11 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from engine.datasets import load_dataset  # noqa: E402
-from engine.frame import RECORD_NONE  # noqa: E402
-from engine.network import Architecture  # noqa: E402
-from engine.rules import make_rule  # noqa: E402
-from engine.rules.multispike import ttfs_softmax  # noqa: E402
+from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.frame import RECORD_NONE  # noqa: E402
+from spikewb.engine.network import Architecture  # noqa: E402
+from spikewb.engine.rules import make_rule  # noqa: E402
+from spikewb.engine.rules.multispike import ttfs_softmax  # noqa: E402
 from tests.naive_multispike import numpy_forward_backward  # noqa: E402
 
 REF_DT = 1e-2

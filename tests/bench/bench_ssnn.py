@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from engine.datasets import load_dataset  # noqa: E402
-from engine.frame import RECORD_NONE  # noqa: E402
-from engine.network import Architecture  # noqa: E402
-from engine.rules import make_rule  # noqa: E402
+from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.frame import RECORD_NONE  # noqa: E402
+from spikewb.engine.network import Architecture  # noqa: E402
+from spikewb.engine.rules import make_rule  # noqa: E402
 from tests import naive_ssnn  # noqa: E402
 
 BATCH = 50

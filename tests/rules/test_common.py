@@ -11,9 +11,9 @@ import numpy as np
 import param
 import pytest
 
-from engine.frame import Frame, Record
-from engine.network import Architecture
-from engine.rules import rule_class, rule_names
+from spikewb.engine.frame import Frame, Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import rule_class, rule_names
 
 
 def _image_rules():
@@ -137,6 +137,6 @@ def test_common(name, check, tiny):
 
 
 def test_unknown_rule_lists_valid_names():
-    from engine.errors import ConfigError
+    from spikewb.engine.errors import ConfigError
     with pytest.raises(ConfigError, match="available rules: .*desire"):
         rule_class("no-such-rule")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from engine.frame import Record
-from engine.network import Architecture
-from engine.rules import make_rule
-from engine.rules.desire import hidden_desire, output_desire, unique_argmax
+from spikewb.engine.frame import Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule
+from spikewb.engine.rules.desire import hidden_desire, output_desire, unique_argmax
 from tests.naive import desire_step
 
 

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from engine import cuba
-from engine.frame import Record
-from engine.network import Architecture
-from engine.rules import make_rule
+from spikewb.engine import cuba
+from spikewb.engine.frame import Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule
 from tests.naive_multispike import clock_layer, clock_network
 
 DT = 1e-4
@@ -194,7 +194,7 @@ def test_rule_gradient_matches_finite_differences(loss_name, label):
 
 
 def test_ttfs_softmax_gradient():
-    from engine.rules.multispike import ttfs_softmax
+    from spikewb.engine.rules.multispike import ttfs_softmax
     t = np.array([3.0, 2.5, np.inf, 4.0])
     _, g, _ = ttfs_softmax(t, 3, 0.7, 5.0)
     for k in (0, 1, 3):
@@ -282,7 +282,7 @@ def test_count_loss_runs(tiny):
 
 
 def test_bad_time_constants_are_refused():
-    from engine.errors import ConfigError
+    from spikewb.engine.errors import ConfigError
     rule = make_rule("multispike", tau_m=5.0, tau_s=5.0)
     with pytest.raises(ConfigError, match="alpha-kernel"):
         rule.build(Architecture(n_inputs=4, hidden=[3], n_outputs=2), np.random.default_rng(0))
@@ -292,7 +292,7 @@ def test_bad_time_constants_are_refused():
 @pytest.mark.slow
 def test_learns_mnist5k_784_400_10(mnist5k):
     """784-400-10 reaches >= 85 % test accuracy on MNIST 5k (4000/1000) within 10 epochs."""
-    from engine.trainer import Trainer
+    from spikewb.engine.trainer import Trainer
     tr = Trainer(make_rule("multispike"), mnist5k, Architecture(hidden=[400]), seed=0)
     t0 = time.perf_counter()
     best = 0.0
@@ -307,7 +307,7 @@ def test_learns_mnist5k_784_400_10(mnist5k):
 
 @pytest.mark.slow
 def test_tau_sweep_rows():
-    from engine.rules.multispike import tau_sweep
+    from spikewb.engine.rules.multispike import tau_sweep
     rows = tau_sweep("mnist-5k", tau_s_values=(2.0, 5.0), n_train=20, n_test=10, hidden=(8,), batch_size=4)
     assert [(r["mode"], r["tau_s"]) for r in rows] == [("multi", 2.0), ("multi", 5.0), ("single", 2.0),
                                                         ("single", 5.0)]

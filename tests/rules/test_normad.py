@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from engine.frame import Frame, Record
-from engine.network import Architecture
-from engine.rules import make_rule, rule_class, rule_names
-from engine.rules.normad import (ContinuousLIF, NormAD, _backprop_delta, _hidden_update,
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.frame import Frame, Record
+from spikewb.engine.network import Architecture
+from spikewb.engine.rules import make_rule, rule_class, rule_names
+from spikewb.engine.rules.normad import (ContinuousLIF, NormAD, _backprop_delta, _hidden_update,
                                  _lif_layer_run, _output_update)
-from engine.tasks import SpikeTrains, TaskTrainer, converged_fraction, correlation, mapping_task, xor_task
+from spikewb.engine.tasks import SpikeTrains, TaskTrainer, converged_fraction, correlation, mapping_task, xor_task
 from tests import naive_normad as naive
 
 
@@ -339,7 +339,7 @@ XOR_EPOCHS = 300
 
 
 def _xor_trials(rule, seeds):
-    from engine.tasks import run_trials
+    from spikewb.engine.tasks import run_trials
     return run_trials(rule, lambda s: xor_task(seed=s), seeds, XOR_EPOCHS)
 
 
@@ -388,7 +388,7 @@ def test_mapping_three_layer_reaches_correlation_0_9():
 @pytest.mark.slow
 def test_mapping_fraction_of_converged_trials():
     """Slow: 10 seeds of the default mapping task; report the fraction that matches every spike."""
-    from engine.tasks import run_trials
+    from spikewb.engine.tasks import run_trials
     results = run_trials(NormAD(), lambda s: mapping_task(seed=s), range(10), 200)
     rate = converged_fraction([r.converged for r in results])
     corr = [round(r.correlation, 3) for r in results]
@@ -410,5 +410,5 @@ def test_float32_agrees_with_float64():
 
 
 def test_warm_kernels_runs():
-    from engine.rules.normad import warm_kernels
+    from spikewb.engine.rules.normad import warm_kernels
     warm_kernels()

@@ -26,7 +26,7 @@ class SpikewbServer(Server):
         self.app = app
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"spikewb-serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "spikewb.workbench.cli", "serve", "--port", str(self.port),
                "--address", "127.0.0.1", "--no-warm", *flags]
         self._log = open(self.log_path, "wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "BOKEH_BROWSER": "none"}

@@ -10,7 +10,7 @@ spikes (``extras["grad_pos_t"]`` / ``["grad_pos_i"]``) and the negative ones
 spike of the layer below meets a gradient spike of the layer above in the same
 step, so reading the three panels together shows where learning happens.
 
-Layers are binned like the main raster (:func:`~workbench.views.raster.bin_raster`,
+Layers are binned like the main raster (:func:`~spikewb.workbench.views.raster.bin_raster`,
 at most ``max_rows`` rows per band).  Each panel has its own source
 (``wb-grad-fwd``, ``wb-grad-pos``, ``wb-grad-neg``) whose ``spikes`` column
 holds the number of events of each band.  The view is shown only for frames

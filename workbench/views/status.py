@@ -16,7 +16,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, CustomJS, Div
 
-from engine.datasets import ASSETS
+from spikewb.engine.datasets import ASSETS
 
 from ..safetext import as_html, as_markdown, scrub_paths
 

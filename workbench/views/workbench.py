@@ -1,8 +1,8 @@
 """The live training workbench: one session, its controls and all live views.
 
 :class:`TrainerWorkbench` is what ``apps/trainer.py`` serves.  Per browser
-session it creates one :class:`~workbench.session.TrainingSession` (worker
-thread), one :class:`~workbench.controls.ControlPanel`, the views, and one
+session it creates one :class:`~spikewb.workbench.session.TrainingSession` (worker
+thread), one :class:`~spikewb.workbench.controls.ControlPanel`, the views, and one
 periodic callback (``refresh_hz``, 10 Hz by default) that pulls the newest
 snapshot and updates every view inside one ``pn.io.hold()`` block.  An
 exception in a view is caught and shown in the page (the other views keep
@@ -10,7 +10,7 @@ updating); closing the tab stops the callback and the worker thread
 (``pn.state.on_session_destroyed``).
 
 With a reattach window (``spikewb serve --reconnect S``, see
-:mod:`workbench.reconnect`) a page that closes or reloads parks its session
+:mod:`spikewb.workbench.reconnect`) a page that closes or reloads parks its session
 instead of stopping it, and the next trainer page of the same browser within
 ``S`` seconds takes it over (the URL setup is then ignored).
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import panel as pn
 import param
 
-from engine.datasets import ASSETS
+from spikewb.engine.datasets import ASSETS
 
 from .. import reconnect, urlstate
 from ..pagestate import ignored, parse_float, parse_int
