@@ -290,13 +290,13 @@ def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
         assert "Done" in panel.status.object
         assert pool.counts() == (0, 0)                      # and gives the slot back when done
         # with a free slot it runs at once, holding the slot for its duration
-        import spikewb.engine.rules.multispike as multispike
-        held, plain = [], multispike.tau_sweep
+        import spikewb.engine.experiments as experiments
+        held, plain = [], experiments.tau_sweep
 
         def spy(**kwargs):
             held.append(pool.holds(panel))
             return plain(**kwargs)
-        monkeypatch.setattr(multispike, "tau_sweep", spy)
+        monkeypatch.setattr(experiments, "tau_sweep", spy)
         assert panel.run(background=False)
         assert held == [True] and panel.error == "" and pool.counts() == (0, 0)
     finally:

@@ -262,6 +262,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
 def rules():
     """List the learning rules and their parameters."""
     from spikewb.engine.rules import rule_class, rule_names
+    from spikewb.engine.rules.base import PLUGIN_ERRORS
     for name in rule_names():
         cls = rule_class(name)
         typer.echo(f"{name:12s} {cls.title}  (signal: {cls.signals})")
@@ -269,6 +270,8 @@ def rules():
             if pname == "name":
                 continue
             typer.echo(f"    {pname:14s} default {p.default!r:12}  {p.doc or ''}")
+    for name, reason in PLUGIN_ERRORS.items():
+        typer.echo(f"rule plugin {name!r} not loaded: {reason}", err=True)
 
 
 @app.command()
@@ -499,7 +502,7 @@ def experiment(name: str = typer.Argument(..., help=f"One of: {', '.join(EXPERIM
             _fail(f"--values must be comma-separated numbers, got {values!r}")
         typer.echo(title)
         if name == "tau-sweep":
-            from spikewb.engine.rules.multispike import tau_sweep
+            from spikewb.engine.experiments import tau_sweep
             rows = tau_sweep(**kw, **({"tau_s_values": parsed} if parsed else {}))
         else:
             from spikewb.engine.experiments import t_sweep

@@ -18,8 +18,11 @@ weights and state live in the :class:`~spikewb.engine.network.Model` that
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import ClassVar
 
 import numpy as np
@@ -29,7 +32,15 @@ from ..errors import ConfigError
 from ..frame import Frame, Record
 from ..network import Architecture, Model
 
+log = logging.getLogger(__name__)
+
 _REGISTRY: dict[str, type["LearningRule"]] = {}
+#: Entry-point group through which other installed packages add rules.
+ENTRY_POINT_GROUP = "spikewb.rules"
+_PLUGINS_LOADED = False
+_PLUGIN_LOCK = threading.Lock()
+#: Plugins that could not be loaded: ``{entry point name: reason}`` (shown by ``spikewb rules``).
+PLUGIN_ERRORS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -168,13 +179,44 @@ def register(cls: type[LearningRule]) -> type[LearningRule]:
     return cls
 
 
+def load_plugins() -> None:
+    """Register the rules other installed packages declare in the ``spikewb.rules`` group (once).
+
+    Each entry point names a :class:`LearningRule` subclass, e.g. in the plugin's
+    ``pyproject.toml``::
+
+        [project.entry-points."spikewb.rules"]
+        toy = "toyrule:ToyRule"
+
+    The class is registered under its own ``key``.  A plugin that fails to import,
+    is not a rule, or takes a name that is already used is skipped with a logged
+    warning (and listed in :data:`PLUGIN_ERRORS`): one broken package must not take
+    the built-in rules down with it.
+    """
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    with _PLUGIN_LOCK:
+        if _PLUGINS_LOADED:
+            return
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                register(ep.load())               # refuses non-rules and names already taken
+            except Exception as exc:                      # noqa: BLE001 - any failure of foreign code
+                PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+                log.warning("rule plugin %r (%s) skipped: %s", ep.name, ep.value, exc)
+        _PLUGINS_LOADED = True
+
+
 def rule_names() -> list[str]:
-    """Names of all registered rules."""
+    """Names of all registered rules (built-in and from installed plugins)."""
+    load_plugins()
     return sorted(_REGISTRY)
 
 
 def rule_class(name: str) -> type[LearningRule]:
     """The rule class registered as ``name``; an unknown name lists the valid ones."""
+    load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -104,7 +104,7 @@ from ..config import njit
 from ..errors import ConfigError, NumericalError
 from ..frame import Frame, Record, RECORD_NONE
 from ..network import Architecture, Model, layer_names
-from ..tasks import SpikeTrains, van_rossum_distance
+from ..spiketrains import SpikeTrains, poisson_trains, van_rossum_distance
 from .base import LearningRule, register
 
 #: A synaptic trace below this value (fraction of one spike) is set to zero, so
@@ -638,7 +638,7 @@ class NormAD(LearningRule):
 
     * spike tasks (:mod:`spikewb.engine.tasks`): ``x`` input :class:`~spikewb.engine.tasks.SpikeTrains`,
       ``y`` desired output ``SpikeTrains`` (the natural NormAD setting; see
-      :class:`~spikewb.engine.tasks.TaskTrainer` and :meth:`train_task`);
+      :class:`~spikewb.engine.tasks.TaskTrainer` and :func:`~spikewb.engine.tasks.train_task`);
     * images (the :class:`~spikewb.engine.trainer.Trainer`): ``x`` intensities in
       [0, 1], ``y`` a class; every pixel drives an LIF neuron with a constant
       current (a regular train per grey level) and the label's output neuron is
@@ -1063,20 +1063,6 @@ class NormAD(LearningRule):
             out[n] = top[0] if len(top) == 1 else -1
         return out
 
-    # ================================================================ tasks
-    def train_task(self, task, epochs: int, callback=None, seed: int = 0, on_epoch=None,
-                   stop_when_converged: bool = True, **trainer_kw):
-        """Train a fresh network on a :class:`~spikewb.engine.tasks.SpikeTask`; returns the :class:`~spikewb.engine.tasks.TaskTrainer`.
-
-        ``callback(frame)`` gets every presentation's Frame, ``on_epoch(TaskEpoch)``
-        every epoch's evaluation.  Stops early when every pattern is matched
-        (``stop_when_converged``).
-        """
-        from ..tasks import TaskTrainer
-        tr = TaskTrainer(self, task, seed=seed, **trainer_kw)
-        tr.fit(epochs, callback=callback, on_epoch=on_epoch, stop_when_converged=stop_when_converged)
-        return tr
-
 
 _PIXEL_CACHE: dict = {}
 
@@ -1102,12 +1088,13 @@ def warm_kernels() -> None:
     Meant for start-up (``spikewb serve`` / ``spikewb warm``) so that the first
     click in the XOR or mapping app does not wait for the compiler.
     """
-    from ..tasks import mapping_task
+    rng = np.random.default_rng(0)
+    x = poisson_trains(rng, 6, 200.0, 20.0)
+    y = poisson_trains(rng, 1, 100.0, 20.0, refractory=5.0)
+    arch = Architecture(n_inputs=6, hidden=[4, 3], n_outputs=1)
     for dtype in ("float64", "float32"):
         rule = NormAD(dtype=dtype)
-        task = mapping_task(seed=0, n_inputs=6, hidden=(4, 3), duration=20.0, input_rate=200.0,
-                            targets="poisson", target_rate=100.0)
-        model = rule.build(task.architecture(), np.random.default_rng(0))
-        rule.train_step(model, task.inputs[0], task.targets[0], Record(neurons=((3, 0),)))
-        rule.respond(model, task.inputs[0])
+        model = rule.build(arch, np.random.default_rng(0))
+        rule.train_step(model, x, y, Record(neurons=((3, 0),)))
+        rule.respond(model, x)
     ContinuousLIF().simulate(3.0, 10)

@@ -307,7 +307,7 @@ def test_learns_mnist5k_784_400_10(mnist5k):
 
 @pytest.mark.slow
 def test_tau_sweep_rows():
-    from spikewb.engine.rules.multispike import tau_sweep
+    from spikewb.engine.experiments import tau_sweep
     rows = tau_sweep("mnist-5k", tau_s_values=(2.0, 5.0), n_train=20, n_test=10, hidden=(8,), batch_size=4)
     assert [(r["mode"], r["tau_s"]) for r in rows] == [("multi", 2.0), ("multi", 5.0), ("single", 2.0),
                                                         ("single", 5.0)]

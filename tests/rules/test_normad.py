@@ -12,7 +12,7 @@ from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule, rule_class, rule_names
 from spikewb.engine.rules.normad import (ContinuousLIF, NormAD, _backprop_delta, _hidden_update,
                                  _lif_layer_run, _output_update)
-from spikewb.engine.tasks import SpikeTrains, TaskTrainer, converged_fraction, correlation, mapping_task, xor_task
+from spikewb.engine.tasks import SpikeTrains, TaskTrainer, train_task, converged_fraction, correlation, mapping_task, xor_task
 from tests import naive_normad as naive
 
 
@@ -325,7 +325,7 @@ def test_single_neuron_learns_a_target_train_within_1ms():
     """Single-layer NormAD: one LIF neuron, 100 Poisson inputs, a reachable 200 ms target."""
     task = mapping_task(seed=0, n_inputs=100, hidden=(), duration=200.0, input_rate=20.0)
     assert len(task.targets[0]) >= 3
-    tr = NormAD().train_task(task, epochs=100, seed=0)
+    tr = train_task(NormAD(), task, epochs=100, seed=0)
     assert tr.converged, [h.max_error for h in tr.history[-3:]]
     out = tr.outputs()[0]
     assert len(out) == len(task.targets[0])
@@ -378,7 +378,7 @@ def test_mapping_three_layer_reaches_correlation_0_9():
     """3-layer network 100-50-50-1, 200 ms of 20 Hz Poisson input, teacher-generated target."""
     task = mapping_task(seed=0)
     assert task.architecture().sizes == (100, 50, 50, 1) and "teacher" in task.meta
-    tr = NormAD().train_task(task, epochs=150, seed=0)
+    tr = train_task(NormAD(), task, epochs=150, seed=0)
     first, last = tr.history[0].correlation, tr.history[-1].correlation
     print(f"\nmapping: correlation {first:.3f} -> {last:.3f} in {len(tr.history)} epochs")
     assert last >= 0.9 > first

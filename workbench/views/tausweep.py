@@ -2,7 +2,7 @@
 
 The paper's central finding is that the spike count of a multi-spike network,
 and its accuracy, depend on the synaptic and membrane time constants.  This
-panel runs the engine's study (:func:`spikewb.engine.rules.multispike.tau_sweep`) on
+panel runs the engine's study (:func:`spikewb.engine.experiments.tau_sweep`) on
 the page's dataset with the page's hyperparameters: for each chosen ``tau_s``
 (``tau_m = ratio * tau_s``) a fresh small network is trained, and the same
 network restricted to one spike per neuron is trained next to it.  It plots
@@ -203,7 +203,7 @@ class TauSweepPanel(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ running
     def settings(self) -> dict:
-        """Keyword arguments of :func:`~spikewb.engine.rules.multispike.tau_sweep` for the current choices."""
+        """Keyword arguments of :func:`~spikewb.engine.experiments.tau_sweep` for the current choices."""
         taus = parse_taus(self.taus)
         if len(taus) > self.MAX_TAUS:
             raise ValueError(f"at most {self.MAX_TAUS} time constants per run, got {len(taus)}")
@@ -298,7 +298,7 @@ class TauSweepPanel(pn.viewable.Viewer):
             self._waiting = False
 
     def _work(self, kwargs: dict) -> None:
-        from spikewb.engine.rules.multispike import tau_sweep
+        from spikewb.engine.experiments import tau_sweep
 
         def on_row(row):
             with self._lock:
