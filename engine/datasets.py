@@ -39,12 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from spikewb import package_dir
+
 from .config import IDX_MAX_BYTES
 from .errors import DataError
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(os.environ.get("SPIKEWB_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+ASSETS = Path(os.environ.get("SPIKEWB_ASSETS") or package_dir("assets"))
 
 _IDX_TYPES = {
     0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),

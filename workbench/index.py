@@ -14,13 +14,14 @@ from pathlib import Path
 
 import panel as pn
 
+from spikewb import package_dir
+
 from .pagestate import guard_panel_query
 
 guard_panel_query()  # Panel's own reading of the address must not blank the page
 
-ROOT = Path(__file__).resolve().parent.parent
-APPS = ROOT / "apps"
-THUMBS = ROOT / "assets" / "thumbnails"
+APPS = package_dir("apps")
+THUMBS = package_dir("assets") / "thumbnails"
 #: Display order; apps not listed come after, alphabetically.
 ORDER = ("trainer", "neuron", "stdp", "xor", "mapping", "compare", "results", "dynamics", "sweeps")
 

@@ -28,10 +28,12 @@ from pathlib import Path
 
 from tornado.web import OutputTransform, RequestHandler
 
+from spikewb import package_dir
+
 log = logging.getLogger(__name__)
 
-#: Where the app scripts live (``apps/`` next to the packages).
-APPS_DIR = Path(__file__).resolve().parent.parent / "apps"
+#: Where the app scripts live (``spikewb/apps`` in a wheel, ``apps/`` in a checkout).
+APPS_DIR = package_dir("apps")
 
 
 def app_files(apps_dir: str | os.PathLike | None = None) -> dict[str, Path]:

@@ -19,13 +19,14 @@ import param
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
 
+from spikewb import package_dir
 from spikewb.engine import teaching
 from spikewb.engine.rules.normad import ContinuousLIF
 
 from .pagestate import UrlState
 from .safetext import as_markdown
 
-TUTORIALS = Path(__file__).resolve().parent.parent / "assets" / "tutorials"
+TUTORIALS = package_dir("assets") / "tutorials"
 PLOT_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
