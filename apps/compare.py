@@ -6,7 +6,7 @@ of all panes share one plot, and the rasters and learning signals show the same 
 
 import panel as pn
 
-from spikewb.workbench.compare_view import CompareApp
+from spikewb.workbench.pages.compare import CompareApp
 
 pn.extension(throttled=True)
 

@@ -8,7 +8,7 @@ oscillatory regimes.  Serve with ``panel serve apps/dynamics.py``.
 
 import panel as pn
 
-from spikewb.workbench.dynamics_view import DynamicsView
+from spikewb.workbench.pages.dynamics import DynamicsView
 
 pn.extension(throttled=True)
 

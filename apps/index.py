@@ -2,7 +2,7 @@
 
 import panel as pn
 
-from spikewb.workbench.index import page
+from spikewb.workbench.pages.index import page
 
 pn.extension()
 

@@ -6,8 +6,8 @@ towards 1 as training goes on.
 
 import panel as pn
 
-from spikewb.workbench.spiketask_view import SpikeTaskDemo
-from spikewb.workbench.teaching import teaching_page
+from spikewb.workbench.pages.spiketask import SpikeTaskDemo
+from spikewb.workbench.pages.teaching import teaching_page
 
 pn.extension()
 

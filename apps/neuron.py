@@ -6,7 +6,7 @@ forms; constant, Poisson or hand-placed input; the f-I curve against its closed 
 
 import panel as pn
 
-from spikewb.workbench.teaching import NeuronDemo, teaching_page
+from spikewb.workbench.pages.teaching import NeuronDemo, teaching_page
 
 pn.extension(throttled=True)
 

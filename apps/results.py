@@ -6,7 +6,7 @@ opens one of them. Each run's checkpoint opens in the live trainer.
 
 import panel as pn
 
-from spikewb.workbench.results_view import ResultsPage
+from spikewb.workbench.pages.results import ResultsPage
 
 pn.extension("tabulator")
 

@@ -5,7 +5,7 @@ Move the spike timing and watch the weight change; repeat the pairing and watch 
 
 import panel as pn
 
-from spikewb.workbench.teaching import StdpDemo, teaching_page
+from spikewb.workbench.pages.teaching import StdpDemo, teaching_page
 
 pn.extension()
 

@@ -7,7 +7,7 @@ page URL so a link restores it.
 
 import panel as pn
 
-from spikewb.workbench.views.workbench import TrainerWorkbench
+from spikewb.workbench.pages.trainer import TrainerWorkbench
 
 pn.extension(throttled=True)
 

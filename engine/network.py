@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import param
 
-from .config import MAX_SYNAPSES
-from .errors import ConfigError
+from spikewb.engine.config import MAX_SYNAPSES
+from spikewb.engine.errors import ConfigError
 
 
 class Architecture(param.Parameterized):
@@ -104,7 +104,7 @@ class Model:
 
     def check_finite(self) -> None:
         """Raise :class:`~spikewb.engine.errors.NumericalError` if any weight is NaN or Inf."""
-        from .errors import NumericalError
+        from spikewb.engine.errors import NumericalError
         for l, w in enumerate(self.weights, start=1):
             if not np.all(np.isfinite(w)):
                 n_bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))

@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.data.datasets import load_dataset  # noqa: E402
 from spikewb.engine.network import Architecture  # noqa: E402
 from spikewb.engine.rules import make_rule  # noqa: E402
-from spikewb.engine.trainer import Trainer  # noqa: E402
+from spikewb.engine.training.trainer import Trainer  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
 PAPER = {"real": 0.928, "binary": 0.928 - 0.008}

@@ -146,10 +146,10 @@ def meta_variants(meta: dict):
 
 
 def main(rule_key: str, workdir: str) -> int:
-    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def mnist5k():
-    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.data.datasets import load_dataset
     return load_dataset("mnist-5k")
 
 

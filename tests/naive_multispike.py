@@ -1,4 +1,4 @@
-"""Slow clock-driven twin of the event-driven CuBa LIF kernels (engine/cuba.py).
+"""Slow clock-driven twin of the event-driven CuBa LIF kernels (engine/neurons/cuba.py).
 
 Written independently of the engine: a fixed step ``dt`` (default 1e-4 ms),
 exact exponential integration over each step, input spikes injected at their

@@ -1,6 +1,6 @@
 """Slow, obvious NumPy versions of the STiDi-BP kernels, written independently of them.
 
-Nothing here imports :mod:`spikewb.engine.pwl` or :mod:`spikewb.engine.rules.stidi`: the
+Nothing here imports :mod:`spikewb.engine.neurons.pwl` or :mod:`spikewb.engine.rules.stidi`: the
 potential is evaluated by summing kernels, the crossing found by linear
 interpolation between breakpoints, convolutions are unrolled into dense
 matrices, and one training step is written out layer by layer.  The tests
@@ -46,7 +46,7 @@ def potential(t, t_in, w_col, kernel, tau_r, tau_d):
 def crossing(t_in, w, v_th, kernel="rise-plateau", tau_r=1.0, tau_d=1.0, t_end=np.inf):
     """First crossings of a dense layer by evaluating V at every breakpoint.
 
-    Returns ``(t_out, slope, v_end)`` like :func:`spikewb.engine.pwl.crossing_times`.
+    Returns ``(t_out, slope, v_end)`` like :func:`spikewb.engine.neurons.pwl.crossing_times`.
     """
     t_in = np.asarray(t_in, np.float64)
     w = np.asarray(w, np.float64)

@@ -1,6 +1,6 @@
 """The compare app's engine side: panes stepped in lock-step on the same data.
 
-No browser: :class:`spikewb.workbench.compare.Comparison` and :class:`CompareSession`
+No browser: :class:`spikewb.workbench.sessions.compare.Comparison` and :class:`CompareSession`
 are plain Python (no Panel import), so the property the page relies on is
 checked here directly: same rule, seed and settings give identical curves;
 different settings diverge; every pane sees the same sample at every step.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from spikewb.engine.errors import ConfigError
-from spikewb.workbench.compare import (CompareSession, Comparison, PaneSpec, from_query, parse_settings,
+from spikewb.workbench.sessions.compare import (CompareSession, Comparison, PaneSpec, from_query, parse_settings,
                                to_query)
 
 N = 120  # samples: a few seconds for two 784-30-10 panes
@@ -146,7 +146,7 @@ def _wait(cond, timeout: float = 30.0) -> None:
 def test_served_session_waits_for_a_slot_and_frees_it():
     import time
 
-    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.server.limits import SlotPool
 
     pool = SlotPool(1)
     assert pool.request("trainer page")                   # another owner holds the only slot
@@ -180,7 +180,7 @@ def test_served_session_waits_for_a_slot_and_frees_it():
 
 
 def test_waiting_session_leaves_the_queue_on_pause_and_close():
-    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.server.limits import SlotPool
 
     pool = SlotPool(1)
     pool.request("holder")
@@ -202,7 +202,7 @@ def test_waiting_session_leaves_the_queue_on_pause_and_close():
 
 
 def test_error_stops_training_and_frees_the_slot():
-    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.server.limits import SlotPool
 
     pool = SlotPool(1)
     s = CompareSession([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10, pool=pool)
@@ -230,7 +230,7 @@ def test_error_stops_training_and_frees_the_slot():
 
 
 def test_served_uses_the_server_pool_and_plain_sessions_none():
-    from spikewb.workbench.limits import training_pool
+    from spikewb.workbench.server.limits import training_pool
 
     s = CompareSession.served([PaneSpec("desire", [10]), PaneSpec("desire", [10])], eval_limit=10,
                               autostart=False)

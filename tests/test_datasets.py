@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from spikewb.engine import datasets as ds
+from spikewb.engine.data import datasets as ds
 from spikewb.engine.errors import DataError
 
 
@@ -142,7 +142,7 @@ def gzip_bomb(shape, body_bytes: int) -> bytes:
 _MEASURE = r"""
 import json, resource, sys
 from pathlib import Path
-from spikewb.workbench.session import dataset_from_idx
+from spikewb.workbench.sessions.session import dataset_from_idx
 data = Path(sys.argv[1]).read_bytes()
 budget = int(sys.argv[2])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -214,7 +214,7 @@ def test_zero_dimension_beside_huge_ones_is_a_data_error():
 
 
 def test_upload_budget_counts_all_files_together():
-    from spikewb.workbench.session import dataset_from_idx
+    from spikewb.workbench.sessions.session import dataset_from_idx
     x = idx_bytes(np.zeros((100, 10, 10), np.uint8))
     y = idx_bytes(np.arange(100, dtype=np.uint8) % 2)
     assert len(dataset_from_idx({"a-images": x, "a-labels": y}, max_bytes=10_100).y_train) == 80

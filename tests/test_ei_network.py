@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spikewb.engine.errors import ConfigError
-from spikewb.engine.ei_network import (COBA, CUBA, REGIMES, EINetwork, firing_rates, isi_cv, make_params,
+from spikewb.engine.networks.ei import (COBA, CUBA, REGIMES, EINetwork, firing_rates, isi_cv, make_params,
                                population_rate, random_csr, summary)
 
 ROOT = Path(__file__).resolve().parents[1]

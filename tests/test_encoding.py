@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spikewb.engine.encoding import rate_bernoulli, rate_deterministic, time_to_first_spike
+from spikewb.engine.data.encoding import rate_bernoulli, rate_deterministic, time_to_first_spike
 from spikewb.engine.errors import DataError
 from tests.naive import rate_encode
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from spikewb.engine.checkpoint import load_checkpoint
-from spikewb.engine.datasets import read_idx
+from spikewb.engine.training.checkpoint import load_checkpoint
+from spikewb.engine.data.datasets import read_idx
 from spikewb.engine.errors import CheckpointError, ConfigError, DataError
 from spikewb.engine.rules import make_rule
 

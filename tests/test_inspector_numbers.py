@@ -12,7 +12,7 @@ import pytest
 
 from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
-from spikewb.engine.neurons import lif_reference
+from spikewb.engine.neurons.lif import lif_reference
 from spikewb.engine.rules import make_rule
 
 

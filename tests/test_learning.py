@@ -6,7 +6,7 @@ import pytest
 
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
-from spikewb.engine.trainer import Trainer
+from spikewb.engine.training.trainer import Trainer
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from spikewb.engine.errors import ConfigError
-from spikewb.workbench.limits import Limits, SlotPool, check_network, estimate_bytes
+from spikewb.workbench.server.limits import Limits, SlotPool, check_network, estimate_bytes
 
 
 def test_slot_pool_queue_order_and_grants():
@@ -81,7 +81,7 @@ def _wait(cond, timeout=20.0):
 
 
 def test_sessions_wait_for_a_slot_and_start_when_one_frees():
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.sessions.session import TrainingSession
 
     pool, lim = SlotPool(1), Limits()
     a = TrainingSession(hidden=[8], eval_limit=20, limits=lim, pool=pool)
@@ -108,7 +108,7 @@ def test_sessions_wait_for_a_slot_and_start_when_one_frees():
 
 
 def test_idle_session_is_paused_and_frees_its_slot():
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.sessions.session import TrainingSession
 
     pool = SlotPool(1)
     s = TrainingSession(hidden=[8], eval_limit=20, limits=Limits(idle_timeout_s=1.0), pool=pool)
@@ -124,7 +124,7 @@ def test_idle_session_is_paused_and_frees_its_slot():
 
 
 def test_session_refuses_networks_over_the_limits():
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.sessions.session import TrainingSession
 
     lim = Limits(max_synapses=100_000, max_steps=50)
     with pytest.raises(ConfigError, match="synapses"):
@@ -155,7 +155,7 @@ def test_depth_is_limited_before_anything_else():
 
 def test_time_steps_fail_closed_for_unknown_rules():
     from spikewb.engine.rules import make_rule
-    from spikewb.workbench.limits import time_steps
+    from spikewb.workbench.server.limits import time_steps
 
     assert time_steps(make_rule("desire", n_steps=30)) == 30
     assert time_steps(make_rule("ssnn", n_steps=2001)) == 2001
@@ -176,8 +176,8 @@ def test_time_steps_fail_closed_for_unknown_rules():
 
 
 def test_compare_panes_are_checked_together_before_anything_is_built(monkeypatch):
-    from spikewb.workbench import compare
-    from spikewb.workbench.compare import CompareSession, Comparison, PaneSpec
+    from spikewb.workbench.sessions import compare
+    from spikewb.workbench.sessions.compare import CompareSession, Comparison, PaneSpec
 
     built = []
     monkeypatch.setattr(compare, "Trainer", lambda *a, **k: built.append(a) or (_ for _ in ()).throw(AssertionError))
@@ -197,7 +197,7 @@ def test_compare_panes_are_checked_together_before_anything_is_built(monkeypatch
 
 
 def test_compare_rebuild_is_refused_without_pausing(monkeypatch):
-    from spikewb.workbench.compare import CompareSession, PaneSpec
+    from spikewb.workbench.sessions.compare import CompareSession, PaneSpec
 
     s = CompareSession([PaneSpec("desire", (10,)), PaneSpec("desire", (10,))], limits=Limits(), autostart=False)
     try:
@@ -209,7 +209,7 @@ def test_compare_rebuild_is_refused_without_pausing(monkeypatch):
 
 
 def test_tau_sweep_settings_respect_the_server_limits():
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.sessions.session import TrainingSession
     from spikewb.workbench.views.tausweep import TauSweepPanel
 
     s = TrainingSession(rule="multispike", hidden=[8], autostart=False, limits=Limits(max_synapses=100_000))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikewb.engine.neurons import lif_layer_forward, lif_reference
+from spikewb.engine.neurons.lif import lif_layer_forward, lif_reference
 
 
 def run_kernel(spikes_in, w, leak=0.75, v_th=1.0, mask=None, in_scale=1.0, rec=None, traces=False):

@@ -2,7 +2,7 @@
 
 The one reader is :func:`spikewb.workbench.pagestate.read_query` (flattening, decoding,
 bounds) with :func:`~spikewb.workbench.pagestate.parse_int` / :func:`~spikewb.workbench.pagestate.parse_float`
-for values; the trainer (:mod:`spikewb.workbench.urlstate`), compare (:mod:`spikewb.workbench.compare`),
+for values; the trainer (:mod:`spikewb.workbench.urlstate`), compare (:mod:`spikewb.workbench.sessions.compare`),
 results and teaching pages all go through them.  The browser side is
 ``tests/ui/test_injection_ui.py``.
 """
@@ -15,8 +15,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from spikewb.workbench import compare, pagestate, runs, urlstate
-from spikewb.workbench.safetext import as_markdown
+from spikewb.workbench import pagestate, urlstate
+
+from spikewb.workbench.sessions import compare
+
+from spikewb.workbench.server import runs
+from spikewb.workbench.server.safetext import as_markdown
 
 HOSTILE = ["nan", "NaN", "inf", "-inf", "+Infinity", "1e999", "-1e400", "\u2460", "\u0663\u0664",
            "\uff11\uff12", "1_000", "1" * 5000, "-" + "9" * 4301, "0x10", "1e", "--3", "\x00",
@@ -105,8 +109,8 @@ def test_compare_query_gives_notices(text):
 
 
 def test_teaching_and_task_pages_give_notices():
-    from spikewb.workbench.spiketask_view import SpikeTaskDemo
-    from spikewb.workbench.teaching import NeuronDemo, StdpDemo
+    from spikewb.workbench.pages.spiketask import SpikeTaskDemo
+    from spikewb.workbench.pages.teaching import NeuronDemo, StdpDemo
 
     for cls, keys in ((NeuronDemo, ("seed", "duration", "drive", "leak", "form")),
                       (StdpDemo, ("n_pairs", "delta_t", "desire", "show_desire")),
@@ -117,7 +121,7 @@ def test_teaching_and_task_pages_give_notices():
 
 
 def test_neuron_page_spike_times_message_is_escaped():
-    from spikewb.workbench.teaching import NeuronDemo
+    from spikewb.workbench.pages.teaching import NeuronDemo
 
     demo = NeuronDemo(input_kind="spikes", spike_times='<img src=x onerror="alert(1)">, 5')
     assert "<img" not in demo.message.object and "&lt;img" in demo.message.object
@@ -175,7 +179,7 @@ def test_symlink_loops_do_not_break_the_results_page(looped_root, monkeypatch):
         with pytest.raises(runs.ConfigError):
             runs.resolve(rel)
     import panel as pn
-    from spikewb.workbench.results_view import ResultsPage
+    from spikewb.workbench.pages.results import ResultsPage
 
     args = {"dir": [b"loop"], "sort": [b"<b>x</b>"]}
     monkeypatch.setattr(type(pn.state), "session_args", property(lambda self: args))
@@ -192,7 +196,7 @@ def test_checkpoint_messages_name_files_relative_to_the_run_root(tmp_path, monke
     (root / "sweep1").mkdir(parents=True)
     (root / "sweep1" / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip" + bytes(64))
     monkeypatch.setenv(runs.ENV, str(root))
-    from spikewb.workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.pages.trainer import TrainerWorkbench
 
     wb = TrainerWorkbench()
     try:

@@ -1,4 +1,4 @@
-"""The reattach registry (workbench/reconnect.py): park, claim, expiry, token checks."""
+"""The reattach registry (workbench/server/reconnect.py): park, claim, expiry, token checks."""
 
 import threading
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 
 from spikewb.engine.errors import ConfigError
-from spikewb.workbench.limits import Limits
-from spikewb.workbench.reconnect import Registry, new_token, valid_token
+from spikewb.workbench.server.limits import Limits
+from spikewb.workbench.server.reconnect import Registry, new_token, valid_token
 
 
 class FakeSession:
@@ -154,7 +154,7 @@ def test_cookie_helpers_are_httponly_and_strict():
     from types import SimpleNamespace
     from http.cookies import SimpleCookie
 
-    from spikewb.workbench import reconnect
+    from spikewb.workbench.server import reconnect
 
     req = SimpleNamespace(protocol="https", cookies=SimpleCookie())
     bid = reconnect.browser_id(req)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from spikewb.engine.errors import ConfigError
-from spikewb.workbench import runs
+from spikewb.workbench.server import runs
 
 
 def make_sweep(root: Path, name: str = "sweep1") -> Path:
     """A small sweep under ``root``: three finished runs (lr 0.001, 0.01, 0.1) and one failed run."""
-    from spikewb.engine.sweep import _atomic_json, expand, plan, train_run
+    from spikewb.engine.training.sweep import _atomic_json, expand, plan, train_run
 
     out = root / name
     out.mkdir(parents=True)
@@ -57,7 +57,7 @@ def test_paths_cannot_leave_the_run_folder(root, tmp_path):
 
 
 def test_results_page_table_curves_and_links(root):
-    from spikewb.workbench.results_view import ResultsPage
+    from spikewb.workbench.pages.results import ResultsPage
 
     page = ResultsPage(root=root)
     assert page.folder.value == "sweep1"
@@ -76,7 +76,7 @@ def test_results_page_table_curves_and_links(root):
 
 def test_trainer_opens_a_run_checkpoint_from_the_url(root, monkeypatch):
     monkeypatch.setenv(runs.ENV, str(root))
-    from spikewb.workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.pages.trainer import TrainerWorkbench
 
     wb = TrainerWorkbench()
     try:

@@ -53,7 +53,7 @@ def test_plugin_rule_trains_from_the_command_line(plugin_env, tmp_path):
 def test_plugin_rule_reaches_the_trainer_and_compare_setup(plugin_env):
     code = (
         "from spikewb.engine.rules import rule_names, make_rule\n"
-        "import spikewb.workbench.compare as compare\n"
+        "import spikewb.workbench.sessions.compare as compare\n"
         "import spikewb.workbench.urlstate as urlstate\n"
         "assert 'toy' in rule_names()\n"
         "setup, problems = compare.from_query({'panes': 'toy,desire'})\n"

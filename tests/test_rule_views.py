@@ -15,7 +15,7 @@ import pytest
 from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
-from spikewb.workbench.session import Snapshot
+from spikewb.workbench.sessions.session import Snapshot
 from spikewb.workbench.views.gradients import GradientRasterView
 from spikewb.workbench.views.inspector import InspectorView
 from spikewb.workbench.views.raster import RasterView
@@ -268,7 +268,7 @@ def _until(cond, timeout: float = 60.0) -> None:
 
 
 def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
-    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.server.limits import SlotPool
     from spikewb.workbench.views.tausweep import TauSweepPanel
 
     pool = SlotPool(1)
@@ -290,7 +290,7 @@ def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
         assert "Done" in panel.status.object
         assert pool.counts() == (0, 0)                      # and gives the slot back when done
         # with a free slot it runs at once, holding the slot for its duration
-        import spikewb.engine.experiments as experiments
+        import spikewb.engine.training.experiments as experiments
         held, plain = [], experiments.tau_sweep
 
         def spy(**kwargs):
@@ -305,7 +305,7 @@ def test_tau_sweep_waits_for_a_training_slot_and_frees_it(mnist5k, monkeypatch):
 
 
 def test_tau_sweep_gives_up_or_cancels_while_waiting(mnist5k):
-    from spikewb.workbench.limits import SlotPool
+    from spikewb.workbench.server.limits import SlotPool
     from spikewb.workbench.views.tausweep import TauSweepPanel
 
     pool = SlotPool(1)
@@ -328,8 +328,8 @@ def test_tau_sweep_gives_up_or_cancels_while_waiting(mnist5k):
 
 
 def test_tau_sliders_apply_live_without_rebuild():
-    from spikewb.workbench.controls import ControlPanel, SliderInput
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.views.controls import ControlPanel, SliderInput
+    from spikewb.workbench.sessions.session import TrainingSession
 
     session = TrainingSession(rule="multispike", hidden=[20], eval_limit=20)
     notes = []
@@ -370,8 +370,8 @@ def test_tau_sliders_apply_live_without_rebuild():
 def test_page_has_the_rule_views_and_throttled_views_catch_up(multispike):
     """The rule views are part of the page; a view skipped by the throttle still gets the
     newest snapshot once it is due, even when training stopped publishing (pause, step)."""
-    from spikewb.workbench.session import TrainingSession
-    from spikewb.workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.sessions.session import TrainingSession
+    from spikewb.workbench.pages.trainer import TrainerWorkbench
 
     session = TrainingSession(rule="multispike", hidden=[20], autostart=False)
     try:
@@ -410,8 +410,8 @@ def test_rule_parts_and_inspector_plots_are_built_only_when_needed(multispike, s
     first frame that carries gradient streams, the tau-sweep card with multi-spike BP."""
     from bokeh.document import Document
 
-    from spikewb.workbench.session import TrainingSession
-    from spikewb.workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.sessions.session import TrainingSession
+    from spikewb.workbench.pages.trainer import TrainerWorkbench
 
     def n_models(wb) -> int:
         doc = Document()

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from spikewb.engine.datasets import load_dataset
+from spikewb.engine.data.datasets import load_dataset
 from spikewb.engine.errors import CheckpointError, ConfigError, DataError
-from spikewb.workbench.session import TrainingSession, dataset_from_idx, parse_traced
+from spikewb.workbench.sessions.session import TrainingSession, dataset_from_idx, parse_traced
 
 
 def wait_until(cond, timeout=10.0, interval=0.01, msg="condition"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spikewb.engine.sweep import collect, expand, parse_grid, run_sweep
+from spikewb.engine.training.sweep import collect, expand, parse_grid, run_sweep
 
 BASE = {"rule": "desire", "dataset": "mnist-5k", "epochs": 2, "seed": 0, "hidden": [16],
         "train_limit": 150, "eval_limit": 60}

@@ -1,4 +1,4 @@
-"""Spike-train tasks and their metrics (engine/tasks.py)."""
+"""Spike-train tasks and their metrics (engine/training/tasks.py)."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from spikewb.engine.errors import ConfigError
 from spikewb.engine.frame import Frame
 from spikewb.engine.rules.normad import NormAD
-from spikewb.engine.tasks import (RECORD_QUIET, SpikeTrains, TaskTrainer, converged_fraction, correlation,
+from spikewb.engine.training.tasks import (RECORD_QUIET, SpikeTrains, TaskTrainer, converged_fraction, correlation,
                           correlation_times, mapping_task, max_timing_error, poisson_trains,
                           receptive_field_times, spikes_match, van_rossum_distance, van_rossum_times,
                           xor_task)

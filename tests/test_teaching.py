@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikewb.engine import teaching
+from spikewb.engine.neurons import demo_models as teaching
 from spikewb.engine.rules.normad import ContinuousLIF
 from spikewb.workbench.pagestate import params_from_query, query_of
 
@@ -62,7 +62,7 @@ def test_synaptic_current_and_spike_parsing():
 
 
 def test_url_query_validation():
-    from spikewb.workbench.teaching import NeuronDemo
+    from spikewb.workbench.pages.teaching import NeuronDemo
     values, problems = params_from_query(NeuronDemo, {
         "form": "continuous", "drive": "0.7", "leak": "1.5", "duration": "abc", "nope": "1",
         "reset": "sideways", "spike_times": "../../etc/passwd", "present": "true"},
@@ -77,7 +77,7 @@ def test_url_query_validation():
 
 
 def test_demo_objects_compute(tmp_path):
-    from spikewb.workbench.teaching import NeuronDemo, StdpDemo
+    from spikewb.workbench.pages.teaching import NeuronDemo, StdpDemo
     d = NeuronDemo(drive=0.5, reset="to value")
     # V: 0.5, 0.875, 1.156 -> spike, reset to 0, repeat: every 3rd step, 20 spikes in 60 steps
     assert float(teaching.discrete_rate(0.5, 0.75, 1.0)) == pytest.approx(1 / 3)

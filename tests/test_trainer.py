@@ -9,11 +9,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from spikewb.engine.checkpoint import load_checkpoint
+from spikewb.engine.training.checkpoint import load_checkpoint
 from spikewb.engine.errors import CheckpointError, ConfigError, NumericalError
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
-from spikewb.engine.trainer import Trainer
+from spikewb.engine.training.trainer import Trainer
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_checkpoint_with_nan_refused(trainer, tmp_path):
     path = trainer.save(tmp_path / "c.npz")
     meta, weights, state = load_checkpoint(path)
     weights[0][0, 0] = np.nan
-    from spikewb.engine.checkpoint import save_checkpoint
+    from spikewb.engine.training.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "nan.npz", meta, weights, state)
     with pytest.raises(CheckpointError, match="not finite"):
         load_checkpoint(tmp_path / "nan.npz")
@@ -87,7 +87,7 @@ def test_checkpoint_with_nan_refused(trainer, tmp_path):
 def test_failed_write_keeps_previous_checkpoint(trainer, tmp_path, monkeypatch):
     path = trainer.save(tmp_path / "c.npz")
     good = path.read_bytes()
-    import spikewb.engine.checkpoint as ck
+    import spikewb.engine.training.checkpoint as ck
 
     def explode(fh, **arrays):
         fh.write(b"partial")
@@ -103,11 +103,11 @@ def test_sigkill_during_write_leaves_previous_loadable(tmp_path):
     """A process killed while writing leaves the last complete checkpoint loadable."""
     script = textwrap.dedent(f"""
         import numpy as np, os, sys, time
-        import spikewb.engine.checkpoint as ck
-        from spikewb.engine.datasets import load_dataset
+        import spikewb.engine.training.checkpoint as ck
+        from spikewb.engine.data.datasets import load_dataset
         from spikewb.engine.network import Architecture
         from spikewb.engine.rules import make_rule
-        from spikewb.engine.trainer import Trainer
+        from spikewb.engine.training.trainer import Trainer
         tr = Trainer(make_rule("desire"), load_dataset("mnist-5k").subset(10, 5), Architecture(hidden=[2000]), seed=0)
         tr.save({str(tmp_path / 'c.npz')!r})
         real = np.savez
@@ -132,7 +132,7 @@ def test_nan_weights_stop_with_clear_message(trainer):
 
 
 def test_nan_during_training_is_caught_within_the_check_interval(tiny):
-    from spikewb.engine.trainer import FINITE_CHECK_EVERY
+    from spikewb.engine.training.trainer import FINITE_CHECK_EVERY
     tr = Trainer(make_rule("desire"), tiny, Architecture(hidden=[20]), seed=0)
     tr.step()
     tr.model.weights[1][3, 4] = np.inf

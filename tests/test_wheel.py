@@ -62,7 +62,7 @@ def test_wheel_carries_one_namespace_and_the_app_files(installed):
 
 def test_installed_package_is_the_one_imported(installed):
     bin_, home, _ = installed
-    r = subprocess.run([str(bin_ / "python"), "-c", "import spikewb.engine, spikewb.workbench.server as s; "
+    r = subprocess.run([str(bin_ / "python"), "-c", "import spikewb.engine, spikewb.workbench.server.app as s; "
                         "print(spikewb.engine.__file__); print(s.APPS_DIR)"],
                        capture_output=True, text=True, cwd=home, env=_env(home), timeout=120)
     assert r.returncode == 0, r.stderr

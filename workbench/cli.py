@@ -98,7 +98,7 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
                    "browser can reattach to it; 0 = off (default: SPIKEWB_RECONNECT, else 0).")):
     """Serve the workbench apps in the browser (embedded default data, no download)."""
     from spikewb.engine.errors import ConfigError
-    from spikewb.workbench.limits import Limits
+    from spikewb.workbench.server.limits import Limits
 
     try:
         limits = Limits.from_env()
@@ -114,7 +114,7 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
     if warm:  # the default rule is warmed before listening (server.warm_up), the others soon after
         _warm_later(WARM_DELAY)
     try:
-        from spikewb.workbench.server import serve as _serve
+        from spikewb.workbench.server.app import serve as _serve
     except ImportError as exc:  # pragma: no cover - only before the UI lands
         _fail(f"the web workbench is not available: {exc}")
     _serve(port=port, address=address, show=show, allow_websocket_origin=allow_websocket_origin or None,
@@ -145,10 +145,10 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
     """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
     from tqdm import tqdm
 
-    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_class
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
 
     with _Guard():
         params = _parse_params(param)
@@ -242,8 +242,8 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
              split: str = typer.Option("test", help="test or train."),
              limit: Optional[int] = typer.Option(None, help="Only the first N samples.")):
     """Evaluate a checkpoint's accuracy on a dataset."""
-    from spikewb.engine.datasets import load_dataset
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.data.datasets import load_dataset
+    from spikewb.engine.training.trainer import Trainer
 
     with _Guard():
         if split not in ("test", "train"):
@@ -277,7 +277,7 @@ def rules():
 @app.command()
 def datasets(download: Optional[str] = typer.Option(None, help="Download an official set (mnist, fashion-mnist) into the cache.")):
     """List the datasets, or download one into the cache."""
-    from spikewb.engine import datasets as ds
+    from spikewb.engine.data import datasets as ds
     with _Guard():
         if download:
             path = ds.download(download)
@@ -321,10 +321,10 @@ def _warm_kernels(quiet: bool = False) -> float:
     """Compile (or load from the numba cache) the kernels of every rule on a tiny net."""
     import numpy as np
 
-    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_names
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
 
     t0 = time.perf_counter()
     data = load_dataset("mnist-5k").subset(8, 4)
@@ -427,8 +427,8 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
           progress: bool = typer.Option(True, help="Show progress bars.")):
     """Run a hyperparameter grid as independent Dask tasks; resumable; --report writes HTML."""
     from spikewb.engine.network import Architecture
-    from spikewb.engine.sweep import expand, load_config_file, parse_grid, run_sweep
-    from spikewb.workbench.sweep_report import write_report
+    from spikewb.engine.training.sweep import expand, load_config_file, parse_grid, run_sweep
+    from spikewb.workbench.views.sweep_report import write_report
 
     with _Guard():
         if report is not None:
@@ -453,7 +453,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
         combos = expand(g, base)
         for c in combos:                              # validate before any task starts
             cls = rule_class(c.get("rule", "desire"))
-            from spikewb.engine.sweep import SPECIAL_KEYS
+            from spikewb.engine.training.sweep import SPECIAL_KEYS
             bad = [k for k in c if k not in SPECIAL_KEYS and k not in cls.param]
             if bad:
                 _fail(f"rule {cls.key!r} has no parameter(s) {bad}")
@@ -502,10 +502,10 @@ def experiment(name: str = typer.Argument(..., help=f"One of: {', '.join(EXPERIM
             _fail(f"--values must be comma-separated numbers, got {values!r}")
         typer.echo(title)
         if name == "tau-sweep":
-            from spikewb.engine.experiments import tau_sweep
+            from spikewb.engine.training.experiments import tau_sweep
             rows = tau_sweep(**kw, **({"tau_s_values": parsed} if parsed else {}))
         else:
-            from spikewb.engine.experiments import t_sweep
+            from spikewb.engine.training.experiments import t_sweep
             rows = t_sweep(**kw, **({"t_values": [int(v) for v in parsed]} if parsed else {}))
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
@@ -572,7 +572,7 @@ def server_allocator_env(argv: list[str], environ) -> dict[str, str] | None:
     glibc arena of its own, so a server that served 20 pages stayed ~155 MB
     above its start after all of them closed (``make test-load``).  With Python
     objects on glibc ``malloc`` and two glibc arenas, the periodic
-    ``malloc_trim`` (:func:`spikewb.workbench.server.release_memory`) hands the pages
+    ``malloc_trim`` (:func:`spikewb.workbench.server.app.release_memory`) hands the pages
     back: +7 MB after the same 20 pages.  Both settings are only read at
     interpreter start, hence the re-exec.  Linux only; an explicit
     ``PYTHONMALLOC`` (or ``SPIKEWB_KEEP_ALLOCATOR=1``) is left alone.

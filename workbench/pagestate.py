@@ -6,8 +6,8 @@ bounds, allowed objects).  Every page reads its query through :func:`read_query`
 (flattening, decoding, size bounds, repeated keys) and its values through
 :func:`parse_value` / :func:`parse_int` / :func:`parse_float` (ASCII digits,
 finite numbers only).  Problems are plain text quoting the visitor's value
-with :func:`spikewb.workbench.safetext.quote`; whoever shows them escapes them
-(:func:`spikewb.workbench.safetext.as_markdown` / :func:`~spikewb.workbench.safetext.as_html`).  Anything unknown, malformed or out of range is left
+with :func:`spikewb.workbench.server.safetext.quote`; whoever shows them escapes them
+(:func:`spikewb.workbench.server.safetext.as_markdown` / :func:`~spikewb.workbench.server.safetext.as_html`).  Anything unknown, malformed or out of range is left
 at its default and described in the returned problem list, which the page
 shows as a notice: a URL can never raise, and can never name a file.
 
@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import param
 
-from .safetext import quote, shorten
+from spikewb.workbench.server.safetext import quote, shorten
 
 IGNORED_KEYS = {"theme", "embed"}
 #: Most query keys read from one URL (the rest are ignored with a notice).

@@ -19,14 +19,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from spikewb.engine.datasets import available
+from spikewb.engine.data.datasets import available
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import rule_class
 
-from .pagestate import ignored, parse_int, parse_int_list, read_query, unknown
-from .pagestate import parse_value as _parse
-from .pagestate import value_text as _text
-from .safetext import quote, shorten
+from spikewb.workbench.pagestate import ignored, parse_int, parse_int_list, read_query, unknown
+from spikewb.workbench.pagestate import parse_value as _parse
+from spikewb.workbench.pagestate import value_text as _text
+from spikewb.workbench.server.safetext import quote, shorten
 
 #: Session-level keys and how to read them.
 SESSION_KEYS = ("rule", "dataset", "hidden", "seed")

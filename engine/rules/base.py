@@ -28,9 +28,9 @@ from typing import ClassVar
 import numpy as np
 import param
 
-from ..errors import ConfigError
-from ..frame import Frame, Record
-from ..network import Architecture, Model
+from spikewb.engine.errors import ConfigError
+from spikewb.engine.frame import Frame, Record
+from spikewb.engine.network import Architecture, Model
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ArraySpec:
 
 def label_in_range(y, n_out: int) -> int:
     """``y`` as a class index in ``0..n_out-1`` (kernels index with it); DataError otherwise."""
-    from ..errors import DataError
+    from spikewb.engine.errors import DataError
     if isinstance(y, (bool, np.bool_)) or not isinstance(y, (int, np.integer)) or not 0 <= int(y) < n_out:
         raise DataError(f"label {y!r} outside 0..{n_out - 1}")
     return int(y)
@@ -150,7 +150,7 @@ class LearningRule(param.Parameterized):
         are the schema (required, same shape and dtype kind, finite); rules that
         create more state while training add it (optional) in
         :meth:`extra_state_schema`.  Checkpoints are checked against this before
-        any array reaches a kernel (:meth:`spikewb.engine.trainer.Trainer.load_state`).
+        any array reaches a kernel (:meth:`spikewb.engine.training.trainer.Trainer.load_state`).
         """
         schema = {k: ArraySpec.like(v) for k, v in model.state.items()}
         schema.update(self.extra_state_schema(model))

@@ -11,7 +11,7 @@ the views (see ``loss`` below), which the paper does not define.
 
 Notes
 -----
-Forward (per sample, ``T`` steps, discrete LIF of :mod:`spikewb.engine.neurons`):
+Forward (per sample, ``T`` steps, discrete LIF of :mod:`spikewb.engine.neurons.lif`):
 leak :math:`\lambda = 0.75` before integration, threshold 1 with ``>=``,
 reset by subtraction, membrane potentials start at 0, deterministic rate
 input, one-step delay between consecutive layers.  Dropout masks are drawn
@@ -55,13 +55,13 @@ from typing import ClassVar
 import numpy as np
 import param
 
-from ..config import njit
-from ..encoding import rate_deterministic
-from ..errors import ConfigError, NumericalError
-from ..frame import Frame, Record, RECORD_NONE
-from ..network import Architecture, Model, layer_names
-from ..neurons import lif_layer_forward
-from .base import LearningRule, label_in_range, register
+from spikewb.engine.config import njit
+from spikewb.engine.data.encoding import rate_deterministic
+from spikewb.engine.errors import ConfigError, NumericalError
+from spikewb.engine.frame import Frame, Record, RECORD_NONE
+from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.neurons.lif import lif_layer_forward
+from spikewb.engine.rules.base import LearningRule, label_in_range, register
 
 #: Paper configurations (reference code's ``hyper_pars.config`` and README).
 PRESETS = {

@@ -1,7 +1,7 @@
 r"""Timing-based backpropagation without single-spike restrictions (Yamamoto, Sakemi, Aihara 2022).
 
 Current-based LIF neurons that may fire several times are simulated event by
-event (:mod:`spikewb.engine.cuba`); the loss is a function of output spike times and its
+event (:mod:`spikewb.engine.neurons.cuba`); the loss is a function of output spike times and its
 exact gradient flows back through every spike, through each neuron's own earlier
 spikes (the reset term), to the weights of every layer.  Specification:
 ``reference/stidi_multispike_normad.md`` section 2.  The paper's text, tables and
@@ -96,12 +96,12 @@ import math
 import numpy as np
 import param
 
-from .. import cuba
-from ..errors import ConfigError, NumericalError
-from ..frame import Frame, Record, RECORD_NONE
-from ..config import njit
-from ..network import Architecture, Model, layer_names
-from .base import ArraySpec, LearningRule, label_in_range, register
+from spikewb.engine.neurons import cuba
+from spikewb.engine.errors import ConfigError, NumericalError
+from spikewb.engine.frame import Frame, Record, RECORD_NONE
+from spikewb.engine.config import njit
+from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.rules.base import ArraySpec, LearningRule, label_in_range, register
 
 #: Points of the potential trace of a recorded neuron over [0, t_max].
 TRACE_POINTS = 256

@@ -100,12 +100,12 @@ from typing import ClassVar
 import numpy as np
 import param
 
-from ..config import njit
-from ..errors import ConfigError, NumericalError
-from ..frame import Frame, Record, RECORD_NONE
-from ..network import Architecture, Model, layer_names
-from ..spiketrains import SpikeTrains, poisson_trains, van_rossum_distance
-from .base import LearningRule, register
+from spikewb.engine.config import njit
+from spikewb.engine.errors import ConfigError, NumericalError
+from spikewb.engine.frame import Frame, Record, RECORD_NONE
+from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.data.spiketrains import SpikeTrains, poisson_trains, van_rossum_distance
+from spikewb.engine.rules.base import LearningRule, register
 
 #: A synaptic trace below this value (fraction of one spike) is set to zero, so
 #: inputs that have not spiked for a long time cost nothing (event-driven skip).
@@ -636,10 +636,10 @@ class NormAD(LearningRule):
 
     Two kinds of samples are accepted by :meth:`train_step`:
 
-    * spike tasks (:mod:`spikewb.engine.tasks`): ``x`` input :class:`~spikewb.engine.tasks.SpikeTrains`,
+    * spike tasks (:mod:`spikewb.engine.training.tasks`): ``x`` input :class:`~spikewb.engine.training.tasks.SpikeTrains`,
       ``y`` desired output ``SpikeTrains`` (the natural NormAD setting; see
-      :class:`~spikewb.engine.tasks.TaskTrainer` and :func:`~spikewb.engine.tasks.train_task`);
-    * images (the :class:`~spikewb.engine.trainer.Trainer`): ``x`` intensities in
+      :class:`~spikewb.engine.training.tasks.TaskTrainer` and :func:`~spikewb.engine.training.tasks.train_task`);
+    * images (the :class:`~spikewb.engine.training.trainer.Trainer`): ``x`` intensities in
       [0, 1], ``y`` a class; every pixel drives an LIF neuron with a constant
       current (a regular train per grey level) and the label's output neuron is
       asked for a regular train, the others for silence, as in the group's

@@ -2,7 +2,7 @@ r"""SSNN-BP: stochastic composite neurons with spike-coded gradients (Biswas, Sa
 
 Each neuron is a *composite* of a forward unit and two gradient units (a
 positive and a negative stream).  All units are Spike Response Model units
-with a causal FIR kernel (:mod:`spikewb.engine.srm`); the forward pass, the error and
+with a causal FIR kernel (:mod:`spikewb.engine.neurons.srm`); the forward pass, the error and
 the back-propagated gradient are all spike trains of the same ``T`` steps, and
 a weight changes by +1 / -1 whenever a presynaptic forward spike coincides
 with a postsynaptic positive / negative gradient spike (an RPU-style local
@@ -104,12 +104,12 @@ from typing import ClassVar
 import numpy as np
 import param
 
-from .. import srm
-from ..encoding import rate_bernoulli
-from ..errors import ConfigError, DataError, NumericalError
-from ..frame import Frame, Record, RECORD_NONE
-from ..network import Architecture, Model, layer_names
-from .base import ArraySpec, LearningRule, register
+from spikewb.engine.neurons import srm
+from spikewb.engine.data.encoding import rate_bernoulli
+from spikewb.engine.errors import ConfigError, DataError, NumericalError
+from spikewb.engine.frame import Frame, Record, RECORD_NONE
+from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.rules.base import ArraySpec, LearningRule, register
 
 #: Authors' configurations (``reference/desire_ssnn.md`` 2.8), for the Trainer / CLI.
 PRESETS = {

@@ -14,7 +14,7 @@ Forward (per sample)
 --------------------
 Input (TTFS): pixel intensity :math:`x \in [0, 1]` fires once at
 :math:`t_i = t_{max}(1 - x)`; black pixels never fire.  Neurons
-(:mod:`spikewb.engine.pwl`): non-leaky integrate-and-fire with a piecewise-linear PSP
+(:mod:`spikewb.engine.neurons.pwl`): non-leaky integrate-and-fire with a piecewise-linear PSP
 :math:`K`, :math:`V_j(t) = \sum_i w_{ji} K(t - t_i)`, first crossing of
 :math:`\vartheta` in :math:`[0, t_{end}]` computed exactly, segment by segment.
 A neuron that does not cross is *silent* and emits nothing; for its error it
@@ -136,12 +136,12 @@ from typing import ClassVar
 import numpy as np
 import param
 
-from .. import pwl
-from ..encoding import time_to_first_spike
-from ..errors import ConfigError, NumericalError
-from ..frame import Frame, Record, RECORD_NONE
-from ..network import Architecture, Model
-from .base import ArraySpec, LearningRule, label_in_range, register
+from spikewb.engine.neurons import pwl
+from spikewb.engine.data.encoding import time_to_first_spike
+from spikewb.engine.errors import ConfigError, NumericalError
+from spikewb.engine.frame import Frame, Record, RECORD_NONE
+from spikewb.engine.network import Architecture, Model
+from spikewb.engine.rules.base import ArraySpec, LearningRule, label_in_range, register
 
 #: Points of the uniform grid on which recorded potentials are sampled.
 TRACE_POINTS = 201
@@ -151,7 +151,7 @@ TRACE_POINTS = 201
 class Layer:
     """One layer of a STiDi network (a neuron layer or a pooling layer).
 
-    ``pre``/``inv_*`` describe a neuron layer's connectivity (:mod:`spikewb.engine.pwl`),
+    ``pre``/``inv_*`` describe a neuron layer's connectivity (:mod:`spikewb.engine.neurons.pwl`),
     ``windows`` a pooling layer's; ``w_index`` is the position of the layer's
     weights in ``Model.weights`` (-1 for pooling); ``maps`` the number of
     neurons per position; ``shape`` the (height, width, channels) of a feature
@@ -286,7 +286,7 @@ def relative_targets(t_eff: np.ndarray, fired: np.ndarray, label: int, gamma: fl
 
 
 def _psp_np(s: np.ndarray, kind: int, tau_r: float, tau_d: float) -> np.ndarray:
-    """Vectorised :func:`spikewb.engine.pwl.psp` (for the opt-in inspector records)."""
+    """Vectorised :func:`spikewb.engine.neurons.pwl.psp` (for the opt-in inspector records)."""
     with np.errstate(invalid="ignore"):
         k = np.clip(s / tau_r, 0.0, 1.0)
         if kind == pwl.RISE_DECAY:
@@ -295,7 +295,7 @@ def _psp_np(s: np.ndarray, kind: int, tau_r: float, tau_d: float) -> np.ndarray:
 
 
 def _psp_slope_np(s: np.ndarray, kind: int, tau_r: float, tau_d: float) -> np.ndarray:
-    """Vectorised :func:`spikewb.engine.pwl.psp_slope` (left derivative)."""
+    """Vectorised :func:`spikewb.engine.neurons.pwl.psp_slope` (left derivative)."""
     out = np.where((s > 0.0) & (s <= tau_r), 1.0 / tau_r, 0.0)
     if kind == pwl.RISE_DECAY:
         out = np.where((s > tau_r) & (s <= tau_r + tau_d), -1.0 / tau_d, out)
@@ -484,7 +484,7 @@ class STiDiBP(LearningRule):
             w = rng.uniform(lo, hi, (layer.fan_in, layer.maps)).astype(ft)
             weights.append(np.ascontiguousarray(w))
         n_syn = sum(w.size for w in weights)
-        from ..config import MAX_SYNAPSES
+        from spikewb.engine.config import MAX_SYNAPSES
         if n_syn > MAX_SYNAPSES:
             raise ConfigError(f"network has {n_syn:,} weights, more than the limit of {MAX_SYNAPSES:,}")
         sizes = (int(arch.n_inputs), *(l.n_out for l in layers))
@@ -558,7 +558,7 @@ class STiDiBP(LearningRule):
     def encode(self, x: np.ndarray) -> np.ndarray:
         """TTFS input times ``t = t_max (1 - x)`` (ms, float64, ``inf`` for black pixels).
 
-        Same code as :func:`spikewb.engine.encoding.time_to_first_spike`, computed in
+        Same code as :func:`spikewb.engine.data.encoding.time_to_first_spike`, computed in
         float64 (the crossing times are exact; float32 inputs would round the
         input times by up to 1e-5 ms).
         """

@@ -3,7 +3,7 @@
 Workload: 4 000 LIF neurons (3 200 E / 800 I), p = 0.02 (~320 k synapses),
 exact integration, dt = 0.1 ms, 10 s of biological time, all spikes recorded.
 
-Engine: :class:`spikewb.engine.ei_network.EINetwork`, one compiled call per spike
+Engine: :class:`spikewb.engine.networks.ei.EINetwork`, one compiled call per spike
 buffer fill (every ~60 k spikes), serial, float64.  Timed: best of 3 runs
 from the same initial state (the first call compiles or loads the numba cache
 and is reported separately as "engine setup").
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.ei_network import EINetwork, make_params, summary  # noqa: E402
+from spikewb.engine.networks.ei import EINetwork, make_params, summary  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VENV = ROOT / ".bench-venv-brian2"

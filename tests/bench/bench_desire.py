@@ -21,11 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.data.datasets import load_dataset  # noqa: E402
 from spikewb.engine.frame import RECORD_NONE  # noqa: E402
 from spikewb.engine.network import Architecture  # noqa: E402
 from spikewb.engine.rules import make_rule  # noqa: E402
-from spikewb.engine.trainer import Trainer  # noqa: E402
+from spikewb.engine.training.trainer import Trainer  # noqa: E402
 from tests.naive import desire_step  # noqa: E402
 
 SHARED_FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist"

@@ -1,6 +1,6 @@
 """Training throughput with the neuron inspector open on one neuron vs closed, same run.
 
-A headless :class:`~spikewb.workbench.session.TrainingSession` trains the 784-1000-100-10
+A headless :class:`~spikewb.workbench.sessions.session.TrainingSession` trains the 784-1000-100-10
 Desire BP net at full speed; for alternating windows the inspector's recording is
 on (per-sample history observer, the neuron's potential, weight update,
 contributions and top-24 error-flow links in every published frame) or off.
@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.workbench.inspector import NeuronHistory  # noqa: E402
-from spikewb.workbench.session import TrainingSession  # noqa: E402
+from spikewb.workbench.sessions.inspection import NeuronHistory  # noqa: E402
+from spikewb.workbench.sessions.session import TrainingSession  # noqa: E402
 
 
 def _rate(session: TrainingSession, seconds: float) -> float:

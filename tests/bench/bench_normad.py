@@ -9,7 +9,7 @@ Two nets:
   chained over the layers (NumPy, one neuron and one step at a time, written
   from the equations);
 * the spike-timing XOR task of the teaching app (30-40-1, 50 ms window): ms
-  per presentation, through :class:`spikewb.engine.tasks.TaskTrainer` as the app
+  per presentation, through :class:`spikewb.engine.training.tasks.TaskTrainer` as the app
   drives it (recording the output neuron's potential and the spikes).
 
 The forward rows also check that both sides produce the same output spike
@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.data.datasets import load_dataset  # noqa: E402
 from spikewb.engine.frame import RECORD_NONE  # noqa: E402
 from spikewb.engine.network import Architecture  # noqa: E402
 from spikewb.engine.rules import make_rule  # noqa: E402
-from spikewb.engine.tasks import TaskTrainer, xor_task  # noqa: E402
+from spikewb.engine.training.tasks import TaskTrainer, xor_task  # noqa: E402
 from tests import naive_normad  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.data.datasets import load_dataset  # noqa: E402
 from spikewb.engine.frame import RECORD_NONE  # noqa: E402
 from spikewb.engine.network import Architecture  # noqa: E402
 from spikewb.engine.rules import make_rule  # noqa: E402

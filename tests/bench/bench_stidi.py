@@ -3,7 +3,7 @@
 Networks: dense 784-400-10 (real and binary weights) and the default conv net
 28x28 -> conv 5x5 x16 -> pool 2 -> conv 5x5 x32 -> pool 2 -> dense 10, float32
 weights, rule defaults.  Engine: ``STiDiBP.train_step`` (event-driven numba
-kernels, ``engine/pwl.py``) and ``STiDiBP.predict``.  Reference:
+kernels, ``engine/neurons/pwl.py``) and ``STiDiBP.predict``.  Reference:
 ``tests/naive_stidi.vector_step`` / ``vector_forward``, the same step written in
 vectorised NumPy (per-position breakpoint sort, ``cumsum`` of slope changes and
 potentials, ``argmax`` for the first crossing; no Python loop over neurons),
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.datasets import load_dataset  # noqa: E402
+from spikewb.engine.data.datasets import load_dataset  # noqa: E402
 from spikewb.engine.network import Architecture  # noqa: E402
 from spikewb.engine.rules import make_rule  # noqa: E402
 from tests import naive_stidi  # noqa: E402

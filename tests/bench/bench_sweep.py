@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spikewb.engine.sweep import expand, plan, run_sweep, train_run  # noqa: E402
+from spikewb.engine.training.sweep import expand, plan, run_sweep, train_run  # noqa: E402
 
 
 _SPIN = ("import time\nt0 = time.perf_counter()\nacc = 0\nfor i in range({n}):\n    acc += i * i % 7\n"

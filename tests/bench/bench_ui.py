@@ -2,7 +2,7 @@
 
 Workload: the default trainer app (Desire BP, 784-1000-100-10, T = 20, mnist-5k).
 
-1. **Headless reference**: a :class:`~spikewb.workbench.session.TrainingSession` in this
+1. **Headless reference**: a :class:`~spikewb.workbench.sessions.session.TrainingSession` in this
    process (the same worker and publishing as behind a page, nobody taking the
    frames), trained from the same seed for the same window; measured before
    *and* after the browser phase and averaged, so slow drifts of a shared
@@ -81,7 +81,7 @@ def _wait(cond, timeout: float, what: str):
 
 def _headless(seconds: float, warm: float, refresh: float) -> float:
     """Samples/s of a TrainingSession nobody watches, over ``seconds`` after ``warm``."""
-    from spikewb.workbench.session import TrainingSession
+    from spikewb.workbench.sessions.session import TrainingSession
 
     s = TrainingSession(seed=0)
     s.publish_interval = 0.5 / refresh  # as behind a page refreshing at ``refresh`` Hz
@@ -99,9 +99,9 @@ def _headless(seconds: float, warm: float, refresh: float) -> float:
 
 
 def _plain_trainer(seconds: float) -> float:
-    from spikewb.engine.datasets import load_dataset
+    from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.rules import make_rule
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
 
     tr = Trainer(make_rule("desire"), load_dataset("mnist-5k"), seed=0)
     tr.step()
@@ -234,7 +234,7 @@ def run(quick: bool = False) -> list[dict]:
     base = 8.0 if quick else 20.0
     plain_s = 5.0 if quick else 15.0
     plain_before = _plain_trainer(plain_s)
-    from spikewb.workbench.views.workbench import TrainerWorkbench
+    from spikewb.workbench.pages.trainer import TrainerWorkbench
 
     refresh = float(os.environ.get("SPIKEWB_BENCH_REFRESH", "0")) or None  # page refresh rate, Hz
     rate = refresh or float(TrainerWorkbench.param["refresh_hz"].default)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from spikewb.engine import cuba
+from spikewb.engine.neurons import cuba
 from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
@@ -292,7 +292,7 @@ def test_bad_time_constants_are_refused():
 @pytest.mark.slow
 def test_learns_mnist5k_784_400_10(mnist5k):
     """784-400-10 reaches >= 85 % test accuracy on MNIST 5k (4000/1000) within 10 epochs."""
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
     tr = Trainer(make_rule("multispike"), mnist5k, Architecture(hidden=[400]), seed=0)
     t0 = time.perf_counter()
     best = 0.0
@@ -307,7 +307,7 @@ def test_learns_mnist5k_784_400_10(mnist5k):
 
 @pytest.mark.slow
 def test_tau_sweep_rows():
-    from spikewb.engine.experiments import tau_sweep
+    from spikewb.engine.training.experiments import tau_sweep
     rows = tau_sweep("mnist-5k", tau_s_values=(2.0, 5.0), n_train=20, n_test=10, hidden=(8,), batch_size=4)
     assert [(r["mode"], r["tau_s"]) for r in rows] == [("multi", 2.0), ("multi", 5.0), ("single", 2.0),
                                                         ("single", 5.0)]

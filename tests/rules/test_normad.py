@@ -12,7 +12,7 @@ from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule, rule_class, rule_names
 from spikewb.engine.rules.normad import (ContinuousLIF, NormAD, _backprop_delta, _hidden_update,
                                  _lif_layer_run, _output_update)
-from spikewb.engine.tasks import SpikeTrains, TaskTrainer, train_task, converged_fraction, correlation, mapping_task, xor_task
+from spikewb.engine.training.tasks import SpikeTrains, TaskTrainer, train_task, converged_fraction, correlation, mapping_task, xor_task
 from tests import naive_normad as naive
 
 
@@ -339,7 +339,7 @@ XOR_EPOCHS = 300
 
 
 def _xor_trials(rule, seeds):
-    from spikewb.engine.tasks import run_trials
+    from spikewb.engine.training.tasks import run_trials
     return run_trials(rule, lambda s: xor_task(seed=s), seeds, XOR_EPOCHS)
 
 
@@ -388,7 +388,7 @@ def test_mapping_three_layer_reaches_correlation_0_9():
 @pytest.mark.slow
 def test_mapping_fraction_of_converged_trials():
     """Slow: 10 seeds of the default mapping task; report the fraction that matches every spike."""
-    from spikewb.engine.tasks import run_trials
+    from spikewb.engine.training.tasks import run_trials
     results = run_trials(NormAD(), lambda s: mapping_task(seed=s), range(10), 200)
     rate = converged_fraction([r.converged for r in results])
     corr = [round(r.correlation, 3) for r in results]

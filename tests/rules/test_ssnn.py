@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from spikewb.engine import srm
+from spikewb.engine.neurons import srm
 from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
@@ -253,7 +253,7 @@ def test_predict_deterministic_and_order_free(tiny):
 @pytest.mark.slow
 def test_learns_mnist_5k(mnist5k):
     """784-1000-10, T = 51, 4000 train / 1000 test, <= 10 epochs: >= 85 % test accuracy."""
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
     data = mnist5k.subset(4000, 1000)
     rule = make_rule("ssnn", **LEARN_PARAMS)
     tr = Trainer(rule, data, Architecture(n_inputs=784, hidden=[1000], n_outputs=10), seed=0)
@@ -287,14 +287,14 @@ def test_coincidence_counts_and_norm():
 
 
 def test_t_sweep_rows():
-    from spikewb.engine.experiments import t_sweep
+    from spikewb.engine.training.experiments import t_sweep
     rows = t_sweep("mnist-5k", t_values=(11, 21), epochs=1, n_train=60, n_test=30, hidden=(20,), batch_size=10)
     assert [(r["T"], r["epoch"]) for r in rows] == [(11, 0), (21, 0)]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
 
 
 def test_checkpoint_mid_batch_resumes_exactly(tiny, tmp_path):
-    from spikewb.engine.trainer import Trainer
+    from spikewb.engine.training.trainer import Trainer
     arch = Architecture(n_inputs=784, hidden=[30], n_outputs=10)
     a = Trainer(make_rule("ssnn", batch_size=4), tiny, arch, seed=2)
     for _ in range(6):

@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from spikewb.engine import pwl
+from spikewb.engine.neurons import pwl
 from spikewb.engine.errors import CheckpointError, ConfigError
 from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule
-from spikewb.engine.trainer import Trainer
+from spikewb.engine.training.trainer import Trainer
 from tests import naive_stidi as naive
 from tests.bench.bench_stidi import layer_spec
 

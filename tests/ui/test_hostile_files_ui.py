@@ -46,7 +46,7 @@ def _pwned(p: Page) -> bool:
 
 
 def _checkpoint_with_rule(rule_name: str) -> bytes:
-    from spikewb.engine.checkpoint import save_checkpoint
+    from spikewb.engine.training.checkpoint import save_checkpoint
     import tempfile
     from pathlib import Path
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@ Every live view is a :class:`FrameView`: a :class:`panel.viewable.Viewer`
 wrapping raw Bokeh figures (``pn.pane.Bokeh``) whose
 :class:`~bokeh.models.ColumnDataSource` objects are *updated*, never
 re-rendered.  The page's single periodic callback calls
-:meth:`FrameView.update` with each new :class:`~spikewb.workbench.session.Snapshot`
+:meth:`FrameView.update` with each new :class:`~spikewb.workbench.sessions.session.Snapshot`
 inside one ``pn.io.hold()`` block, so all views reach the browser in one
 message.  Payloads are kept small: compact dtypes (uint8 / uint16 /
 float32), fixed ranges changed only when the content needs it, no tools.

@@ -23,8 +23,8 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Range1d, Span
 
-from .base import FrameView, make_figure, set_range
-from .raster import MAX_BANDS, RASTER_PALETTE, bin_raster, layer_labels
+from spikewb.workbench.views.base import FrameView, make_figure, set_range
+from spikewb.workbench.views.raster import MAX_BANDS, RASTER_PALETTE, bin_raster, layer_labels
 
 _BAND = 0.9
 

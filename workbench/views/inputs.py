@@ -11,7 +11,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Label, LinearColorMapper
 from bokeh.palettes import Magma256
 
-from .base import GREYS, FrameView, image_of, make_figure, set_range
+from spikewb.workbench.views.base import GREYS, FrameView, image_of, make_figure, set_range
 
 
 class InputView(FrameView):

@@ -41,8 +41,8 @@ import param
 from bokeh.models import BasicTickFormatter, ColumnDataSource, LinearColorMapper, Range1d, Span
 from bokeh.plotting import figure
 
-from ..inspector import NeuronHistory, ReplayBuffer
-from .base import SIGNED, image_of, make_figure, owned as _own, set_range
+from spikewb.workbench.sessions.inspection import NeuronHistory, ReplayBuffer
+from spikewb.workbench.views.base import SIGNED, image_of, make_figure, owned as _own, set_range
 
 TOP_K = 12
 #: Left border (px) of the potential plot and the plots sharing its time axis.

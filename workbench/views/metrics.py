@@ -12,7 +12,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Legend, LegendItem, Range1d
 
-from .base import FrameView, make_figure, nice_ceiling, set_range
+from spikewb.workbench.views.base import FrameView, make_figure, nice_ceiling, set_range
 
 
 class MetricsView(FrameView):

@@ -12,7 +12,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, Label
 
-from .base import FrameView, make_figure, nice_ceiling, set_range
+from spikewb.workbench.views.base import FrameView, make_figure, nice_ceiling, set_range
 
 _OTHER, _LABEL, _WRONG = "#9ecae1", "#2ca02c", "#d62728"
 

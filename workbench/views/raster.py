@@ -27,7 +27,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Span
 
-from .base import FrameView, make_figure, set_range
+from spikewb.workbench.views.base import FrameView, make_figure, set_range
 
 _BAND = 0.9  # fraction of a band used by the image
 MAX_BANDS = 12  # separator lines prepared for up to this many layers

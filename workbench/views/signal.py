@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, LinearColorMapper
 
-from .base import SIGNED, FrameView, make_figure, set_range
+from spikewb.workbench.views.base import SIGNED, FrameView, make_figure, set_range
 
 _STRIP = 0.8
 

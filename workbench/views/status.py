@@ -16,9 +16,9 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, CustomJS, Div
 
-from spikewb.engine.datasets import ASSETS
+from spikewb.engine.data.datasets import ASSETS
 
-from ..safetext import as_html, as_markdown, scrub_paths
+from spikewb.workbench.server.safetext import as_html, as_markdown, scrub_paths
 
 _CSS_PATH = Path(ASSETS) / "workbench.css"
 

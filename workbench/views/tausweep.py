@@ -2,7 +2,7 @@
 
 The paper's central finding is that the spike count of a multi-spike network,
 and its accuracy, depend on the synaptic and membrane time constants.  This
-panel runs the engine's study (:func:`spikewb.engine.experiments.tau_sweep`) on
+panel runs the engine's study (:func:`spikewb.engine.training.experiments.tau_sweep`) on
 the page's dataset with the page's hyperparameters: for each chosen ``tau_s``
 (``tau_m = ratio * tau_s``) a fresh small network is trained, and the same
 network restricted to one spike per neuron is trained next to it.  It plots
@@ -20,7 +20,7 @@ runs).
 
 A sweep trains, so on a served page it takes one of the server's training
 slots for its duration (the pool of the page's session,
-:mod:`spikewb.workbench.limits`), in the same first-come queue as the training
+:mod:`spikewb.workbench.server.limits`), in the same first-come queue as the training
 pages.  While every slot is in use the panel says so with its place in the
 queue and waits; if none frees within ``SLOT_WAIT_S`` (two minutes) it gives
 up with a message rather than start long after the click.  Cancel leaves
@@ -38,7 +38,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, Range1d
 
-from .base import make_figure, set_range
+from spikewb.workbench.views.base import make_figure, set_range
 
 log = logging.getLogger(__name__)
 
@@ -203,18 +203,18 @@ class TauSweepPanel(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ running
     def settings(self) -> dict:
-        """Keyword arguments of :func:`~spikewb.engine.experiments.tau_sweep` for the current choices."""
+        """Keyword arguments of :func:`~spikewb.engine.training.experiments.tau_sweep` for the current choices."""
         taus = parse_taus(self.taus)
         if len(taus) > self.MAX_TAUS:
             raise ValueError(f"at most {self.MAX_TAUS} time constants per run, got {len(taus)}")
         rule = self.session.rule
         params = {k: v for k, v in rule.config().items() if k not in SWEPT} if rule.key == "multispike" else {}
-        from spikewb.engine.cuba import check_taus
+        from spikewb.engine.neurons.cuba import check_taus
         for tau in taus:  # the kernels' limits, said before anything starts
             check_taus(float(self.ratio) * tau, tau, float(params.get("t_max", 30.0)))
         limits = getattr(self.session, "limits", None)
         if limits is not None:  # the server's limits, like the trainer's own network (event-driven: no T)
-            from ..limits import check_network
+            from spikewb.workbench.server.limits import check_network
             data = self.session.trainer.data
             check_network((int(data.n_features), int(self.hidden), int(data.n_classes)), 0, limits)
         return dict(dataset=self.session.trainer.data, tau_s_values=tuple(taus), ratio=float(self.ratio),
@@ -298,7 +298,7 @@ class TauSweepPanel(pn.viewable.Viewer):
             self._waiting = False
 
     def _work(self, kwargs: dict) -> None:
-        from spikewb.engine.experiments import tau_sweep
+        from spikewb.engine.training.experiments import tau_sweep
 
         def on_row(row):
             with self._lock:

@@ -16,8 +16,8 @@ import panel as pn
 from bokeh.core.properties import value
 from bokeh.models import ColumnDataSource, Legend, LegendItem, Span
 
-from ..session import MAX_TRACED
-from .base import TRACE_COLORS, FrameView, make_figure, set_range
+from spikewb.workbench.sessions.session import MAX_TRACED
+from spikewb.workbench.views.base import TRACE_COLORS, FrameView, make_figure, set_range
 
 
 class TraceView(FrameView):

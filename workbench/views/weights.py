@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, LinearColorMapper
 
-from .base import SIGNED, FrameView, make_figure, set_range
+from spikewb.workbench.views.base import SIGNED, FrameView, make_figure, set_range
 
 
 def tile_fields(fields: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Data: datasets (IDX, embedded, download cache), spike encodings, spike trains."""

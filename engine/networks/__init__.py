@@ -1,0 +1,1 @@
+"""Recurrent networks simulated without learning (the E/I benchmark networks)."""

@@ -1,0 +1,1 @@
+"""Neuron models, one module each: pure numba kernels and thin wrappers."""

@@ -1,0 +1,1 @@
+"""One module per served page, composed from the views."""

@@ -1,0 +1,1 @@
+"""``spikewb serve``: limits, slots, health, reattach, and the one escaping boundary."""

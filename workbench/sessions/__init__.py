@@ -1,0 +1,1 @@
+"""The background worker behind a page, and the session state it drives."""
