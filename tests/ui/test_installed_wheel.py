@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import browser, chromium_executable, playwright_instance  # noqa: F401  (fixtures)
-from tests.ui.conftest import free_port, wait_until
+from .conftest import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.ui]
 
 
 def _env(home: Path) -> dict:
