@@ -23,7 +23,7 @@ import math
 import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import param
@@ -78,6 +78,45 @@ def label_in_range(y, n_out: int) -> int:
     return int(y)
 
 
+def steps_per_sample(params: Mapping[str, Any], key: str = "?", event_driven: bool = False) -> int:
+    """Clock steps one training sample costs, from a rule's parameter values.
+
+    ``n_steps`` where the rule has one (Desire BP, SSNN-BP); ``t_sample / dt``
+    for clock-driven rules (NormAD); 0 for event-driven rules, whose cost does
+    not grow with a step count.  Anything else fails closed with
+    :class:`ConfigError`, so no rule escapes a step limit by naming its clock
+    differently.
+
+    >>> steps_per_sample({"n_steps": 20}), steps_per_sample({"t_sample": 100.0, "dt": 0.1})
+    (20, 1000)
+    >>> steps_per_sample({"t_max": 30.0}, "multispike", event_driven=True)
+    0
+    """
+    def whole(value, name: str) -> int:
+        try:
+            n = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} = {value!r} is not a number of time steps") from None
+        if not n >= 0 or n > 1e12:                       # NaN fails the first comparison
+            raise ConfigError(f"{name} = {value!r} is not a usable number of time steps")
+        return int(n)
+
+    if params.get("n_steps") is not None:
+        return whole(params["n_steps"], "n_steps")
+    t, dt = params.get("t_sample"), params.get("dt")
+    if t is not None and dt is not None:
+        t, dt = float(t), float(dt)
+        if not (t >= 0 and dt > 0) or t / dt > 1e12:
+            raise ConfigError(f"t_sample = {t} ms with dt = {dt} ms gives no usable number of time steps")
+        return int(round(t / dt))
+    if event_driven:
+        return 0
+    shown = ", ".join(n for n in sorted(params) if n not in ("name", "key"))[:200] or "none"
+    raise ConfigError(f"cannot tell the time steps per sample of rule {key!r} (parameters: {shown}); "
+                      "a rule without n_steps or t_sample/dt declares event_driven or overrides "
+                      "LearningRule.time_steps")
+
+
 class LearningRule(param.Parameterized):
     """Base class of all learning rules: hyperparameters shared by every rule."""
 
@@ -93,6 +132,9 @@ class LearningRule(param.Parameterized):
     default_hidden: ClassVar[tuple[int, ...]] = (1000, 100)
     #: What the rule trains on: "image" (classification through the Trainer) or "spikes".
     input_kind: ClassVar[str] = "image"
+    #: Whether a sample's cost is set by spike events rather than a clock step count
+    #: (then :meth:`time_steps` is 0 and only synapses and memory bound the network).
+    event_driven: ClassVar[bool] = False
 
     lr = param.Number(1e-3, bounds=(0.0, 10.0), softbounds=(0.0, 1e-2), step=1e-6,
                       label="Learning rate", doc="Base learning rate eta_0 (dimensionless).")
@@ -133,6 +175,14 @@ class LearningRule(param.Parameterized):
 
     def predict(self, model: Model, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def time_steps(self) -> int:
+        """Clock steps one training sample costs: what a server's ``max_steps`` limit bounds.
+
+        Read from ``n_steps`` or ``t_sample / dt``; 0 for :attr:`event_driven`
+        rules; a rule that has neither overrides this (else ConfigError).
+        """
+        return steps_per_sample(self.param.values(), self.key, self.event_driven)
 
     def check_params(self) -> None:
         """Refuse combinations of hyperparameters the rule cannot run (raises ConfigError).

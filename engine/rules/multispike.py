@@ -174,6 +174,7 @@ class MultiSpikeBP(LearningRule):
     """
 
     key: ClassVar[str] = "multispike"
+    event_driven: ClassVar[bool] = True
     title: ClassVar[str] = "Multi-spike timing BP (exact gradients)"
     signals: ClassVar[str] = "spike-time error dL/dt"
     structural: ClassVar[tuple[str, ...]] = ("dtype", "init_mean", "init_std", "init_mean_out", "init_std_out")

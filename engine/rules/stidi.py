@@ -312,6 +312,7 @@ class STiDiBP(LearningRule):
     """
 
     key: ClassVar[str] = "stidi"
+    event_driven: ClassVar[bool] = True
     title: ClassVar[str] = "STiDi-BP (spike-time displacement)"
     signals: ClassVar[str] = "spike-time displacement"
     #: Dense network of the S4NN / STiDi-BP line (784-400-10; inferred for STiDi-BP).

@@ -140,3 +140,12 @@ def test_unknown_rule_lists_valid_names():
     from spikewb.engine.errors import ConfigError
     with pytest.raises(ConfigError, match="available rules: .*desire"):
         rule_class("no-such-rule")
+
+
+@pytest.mark.parametrize("name", rule_names())
+def test_every_rule_can_be_sized_for_the_server_limits(name):
+    """Each registered rule tells its clock steps per sample (0 only when event-driven)."""
+    rule = rule_class(name)()
+    steps = rule.time_steps()
+    assert isinstance(steps, int) and steps >= 0
+    assert (steps == 0) == type(rule).event_driven, (name, steps)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Mapping
 
 import param
 
 from spikewb.engine.errors import ConfigError
+from spikewb.engine.rules import LearningRule, rule_class, rule_names
+from spikewb.engine.rules.base import steps_per_sample
 
 
 class Limits(param.Parameterized):
@@ -77,19 +79,15 @@ def estimate_bytes(sizes: tuple[int, ...] | list[int], n_steps: int, itemsize: i
     return int(synapses * itemsize * (1 + state_copies) + buffers)
 
 
-#: Rules whose cost does not grow with a step count (event-driven: spike times are solved, not stepped).
-EVENT_DRIVEN_RULES = frozenset({"stidi", "multispike"})
-
-
 def time_steps(rule) -> int:
-    """Time steps per sample of a rule (object or mapping of its parameters).
+    """Time steps per sample of a rule object, or of a mapping of rule parameters.
 
-    ``n_steps`` where the rule has one (Desire BP, SSNN-BP), ``t_sample / dt``
-    for clock-driven NormAD; 0 for the event-driven rules (STiDi-BP,
-    multi-spike: their ``key`` is in :data:`EVENT_DRIVEN_RULES`), whose cost
-    does not grow with a step count.  Anything else fails closed: a rule whose
-    step count cannot be told from its parameters raises :class:`ConfigError`
-    instead of escaping the ``max_steps`` limit.
+    A :class:`~spikewb.engine.rules.LearningRule` answers itself
+    (:meth:`~spikewb.engine.rules.LearningRule.time_steps`); a mapping (or any
+    other object) is read with the same rule,
+    :func:`~spikewb.engine.rules.base.steps_per_sample`, its ``key`` telling
+    whether a registered rule is event-driven.  Fails closed: a step count that
+    cannot be told raises :class:`ConfigError` instead of escaping ``max_steps``.
 
     >>> time_steps({"n_steps": 20}), time_steps({"t_sample": 100.0, "dt": 0.1})
     (20, 1000)
@@ -101,41 +99,15 @@ def time_steps(rule) -> int:
     ...     print(str(exc)[:55])
     cannot tell the time steps per sample of rule '?' (para
     """
-    if isinstance(rule, dict):
-        get = rule.get
-        key = rule.get("key")
-        names = sorted(k for k in rule if k != "key")
+    if isinstance(rule, LearningRule):
+        return rule.time_steps()
+    if isinstance(rule, Mapping):
+        params, key = dict(rule), rule.get("key")
     else:
-        def get(k, d=None):
-            return getattr(rule, k, d)
+        params = {k: getattr(rule, k) for k in ("n_steps", "t_sample", "dt") if hasattr(rule, k)}
         key = getattr(rule, "key", None)
-        params = getattr(rule, "param", None)
-        names = sorted(k for k in params) if params is not None else []
-    n = get("n_steps")
-    if n is not None:
-        return _whole(n, "n_steps")
-    t, dt = get("t_sample"), get("dt")
-    if t is not None and dt is not None:
-        t, dt = float(t), float(dt)
-        if not (t >= 0 and dt > 0) or t / dt > 1e12:  # NaN fails both comparisons
-            raise ConfigError(f"t_sample = {t} ms with dt = {dt} ms gives no usable number of time steps")
-        return int(round(t / dt))
-    if key in EVENT_DRIVEN_RULES:
-        return 0
-    shown = ", ".join(n for n in names if n != "name")[:200] or "none"
-    raise ConfigError(f"cannot tell the time steps per sample of rule {key or '?'!r} (parameters: {shown}); "
-                      "refused (workbench/server/limits.py: time_steps knows n_steps, t_sample/dt and the "
-                      "event-driven rules)")
-
-
-def _whole(value, name: str) -> int:
-    try:
-        n = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} = {value!r} is not a number of time steps") from None
-    if not n >= 0 or n > 1e12:
-        raise ConfigError(f"{name} = {value!r} is not a usable number of time steps")
-    return int(n)
+    event_driven = isinstance(key, str) and key in rule_names() and rule_class(key).event_driven
+    return steps_per_sample(params, key if isinstance(key, str) else "?", event_driven)
 
 
 def check_network(sizes, n_steps: int, limits: Limits, itemsize: int = 4, state_copies: int = 1) -> None:
