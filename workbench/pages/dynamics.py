@@ -37,6 +37,7 @@ from bokeh.transform import linear_cmap
 from spikewb.engine.networks.ei import EINetwork, EIParams, REGIMES, isi_cv, isis, make_params
 
 from spikewb.workbench.pagestate import guard_panel_query
+from spikewb.workbench.sessions.slots import SlotUser
 
 guard_panel_query()  # a link with odd query values must not blank this page either
 
@@ -94,7 +95,7 @@ class _Ring:
         self.spike_i = np.concatenate([self.spike_i[keep], chunk.spike_i])[-self.MAX_SPIKES:]
 
 
-class DynamicsView(pn.viewable.Viewer):
+class DynamicsView(SlotUser, pn.viewable.Viewer):
     """Interactive CUBA / COBA network: raster, rates, potentials, ISI and CV histograms."""
 
     model = param.Selector(default="cuba", objects=["cuba", "coba"], label="Network",
@@ -160,24 +161,15 @@ class DynamicsView(pn.viewable.Viewer):
         self._thread.start()
         self._wake.set()
 
-    def _start_served(self) -> None:
-        from spikewb.workbench.server.limits import training_pool
-        self.start(pool=training_pool())
-
-    def _take_slot(self) -> bool:
-        """Whether this page may simulate now (holds a slot, or needs none); else it queues for one."""
-        return self.pool is None or self.pool.request(self, self._wake.set)
-
-    def _release_slot(self) -> None:
-        if self.pool is not None:
-            self.pool.release(self)  # the slot, or the place in the queue
+    def _slot_granted(self) -> None:
+        self._wake.set()  # the worker sleeps until the slot it queued for arrives
 
     def slot_wait_text(self) -> str | None:
         """The page's note while it waits for a training slot (None when not waiting)."""
         pool = self.pool
         if pool is None or not self.playing or self._stop.is_set():
             return None
-        place = pool.position(self)
+        place = self.queue_place()
         if place is None:
             return None
         return (f"**waiting for a free simulation slot** (place {place} in the queue; this server runs at most "
@@ -443,12 +435,7 @@ class DynamicsView(pn.viewable.Viewer):
         if self._callback is not None or pn.state.curdoc is None:
             return
         self._callback = pn.state.add_periodic_callback(self.update, period=self.period_ms)
-        try:
-            pn.state.on_session_destroyed(lambda ctx: self.close())
-        except Exception:  # not in a server session (notebook, tests)
-            pass
-        if pn.state.curdoc.session_context is not None:  # served: only once the browser is connected
-            pn.state.onload(self._start_served)
+        self.start_when_connected()
 
     def __panel__(self):
         self.start_streaming()

@@ -22,6 +22,7 @@ from spikewb.engine.rules.normad import NormAD
 from spikewb.engine.training.tasks import TaskTrainer, mapping_task, xor_task
 
 from spikewb.workbench.pages.teaching import Demo, _fig
+from spikewb.workbench.sessions.slots import SlotUser
 from spikewb.workbench.views.base import owned as _own
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 LAYER_COLORS = ("#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728")
 
 
-class SpikeTaskDemo(Demo):
+class SpikeTaskDemo(SlotUser, Demo):
     """Supervised spike learning with NormAD, one pattern at a time."""
 
     tutorial = "xor"
@@ -96,18 +97,6 @@ class SpikeTaskDemo(Demo):
         self._thread = threading.Thread(target=self._worker, daemon=True, name="spiketask-worker")
         self._thread.start()
 
-    def _start_served(self) -> None:
-        from spikewb.workbench.server.limits import training_pool
-        self.start(pool=training_pool())
-
-    def _take_slot(self) -> bool:
-        """Whether this page may train now (holds a slot, or needs none); else it queues for one."""
-        return self.pool is None or self.pool.request(self)
-
-    def _release_slot(self) -> None:
-        if self.pool is not None:
-            self.pool.release(self)  # the slot, or the place in the queue
-
     # ------------------------------------------------------------------ model
     def _new_trainer(self) -> TaskTrainer:
         rule = NormAD(lr=self.lr, lr_hidden=self.lr_hidden)
@@ -149,7 +138,7 @@ class SpikeTaskDemo(Demo):
                 if not self._take_slot():  # every slot of the server is taken: wait in the queue
                     if step_once:
                         self._queue("step")
-                    place = self.pool.position(self)
+                    place = self.queue_place()
                     self._set_status(f"waiting for a free training slot (place {place} in the queue)")
                     time.sleep(0.1)
                     continue
@@ -275,9 +264,7 @@ class SpikeTaskDemo(Demo):
     def start_streaming(self) -> None:
         if self._callback is None:
             self._callback = pn.state.add_periodic_callback(self.update, period=100)
-            if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-                pn.state.on_session_destroyed(lambda session_context: self.close())
-                pn.state.onload(self._start_served)  # only once the browser is connected
+            self.start_when_connected()
 
     def set_scale(self, s: float):
         for f, h in ((self.raster_fig, 300), (self.v_fig, 240), (self.metric_fig, 220), (self.dist_fig, 180)):
