@@ -159,7 +159,7 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
             if name not in cls.param:
                 _fail(f"{flag} does not apply to rule {rule!r} (it has no {name!r} parameter)")
             params[name] = value
-        presets = getattr(sys.modules[cls.__module__], "PRESETS", {})
+        presets = cls.presets
         hidden_sizes = list(cls.default_hidden)
         if preset is not None:
             if preset not in presets:
@@ -336,9 +336,7 @@ def _warm_kernels(quiet: bool = False) -> float:
         except Exception as exc:  # a rule that cannot run on images is warmed by its own app
             logging.getLogger(__name__).debug("warm-up of %s skipped: %s", name, exc)
         from spikewb.engine.rules import rule_class
-        extra = getattr(sys.modules.get(rule_class(name).__module__), "warm_kernels", None)
-        if callable(extra):                       # task-mode kernels (NormAD's XOR / mapping)
-            extra()
+        rule_class(name).warm_kernels()           # kernels a short image step misses (NormAD's tasks)
     dt = time.perf_counter() - t0
     if not quiet:
         typer.echo(f"kernels ready in {dt:.1f} s")

@@ -135,6 +135,9 @@ class LearningRule(param.Parameterized):
     #: Whether a sample's cost is set by spike events rather than a clock step count
     #: (then :meth:`time_steps` is 0 and only synapses and memory bound the network).
     event_driven: ClassVar[bool] = False
+    #: Named paper configurations for ``spikewb train --preset NAME``: parameter values,
+    #: plus ``hidden`` (layer sizes) and ``epochs`` where the paper gives them.
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     lr = param.Number(1e-3, bounds=(0.0, 10.0), softbounds=(0.0, 1e-2), step=1e-6,
                       label="Learning rate", doc="Base learning rate eta_0 (dimensionless).")
@@ -183,6 +186,12 @@ class LearningRule(param.Parameterized):
         rules; a rule that has neither overrides this (else ConfigError).
         """
         return steps_per_sample(self.param.values(), self.key, self.event_driven)
+
+    @classmethod
+    def warm_kernels(cls) -> None:
+        """Compile (or load from numba's cache) the kernels one short training step on
+        images does not reach, e.g. a rule's spike-task mode; called by ``spikewb warm``
+        and at server start.  Default: nothing."""
 
     def check_params(self) -> None:
         """Refuse combinations of hyperparameters the rule cannot run (raises ConfigError).

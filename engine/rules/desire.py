@@ -180,6 +180,7 @@ class DesireBP(LearningRule):
     see the module docstring for the equations.
     """
 
+    presets: ClassVar[dict] = PRESETS
     key: ClassVar[str] = "desire"
     title: ClassVar[str] = "Desire backpropagation"
     signals: ClassVar[str] = "desire"

@@ -646,6 +646,11 @@ class NormAD(LearningRule):
       MNIST code.
     """
 
+    @classmethod
+    def warm_kernels(cls) -> None:
+        """Compile the task-mode kernels (XOR / mapping apps); see the module function."""
+        warm_kernels()
+
     key: ClassVar[str] = "normad"
     title: ClassVar[str] = "NormAD (single and multi-layer)"
     signals: ClassVar[str] = "membrane error"

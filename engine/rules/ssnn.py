@@ -165,6 +165,7 @@ class SSNNBP(LearningRule):
     ``PRESETS`` for the notebook configurations.
     """
 
+    presets: ClassVar[dict] = PRESETS
     key: ClassVar[str] = "ssnn"
     title: ClassVar[str] = "SSNN-BP (spike-coded gradients, WTA)"
     signals: ClassVar[str] = "gradient spikes (+ minus -)"
