@@ -24,6 +24,8 @@ from tests.test_checkpoint_fuzz_helpers import gzip_bomb, huge_npy  # noqa: F401
 from .conftest import LOAD_TIMEOUT, Page, wait_until
 from .serving import start_server
 
+pytestmark = pytest.mark.ui
+
 T = LOAD_TIMEOUT
 
 

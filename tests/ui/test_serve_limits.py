@@ -259,7 +259,7 @@ def test_fuzz_malformed_links(browser, limited_server):
 
     # and a few in the browser: the message is in the page, the page still trains
     cases = [([("n_steps", "100000")], "n_steps"),
-             ([("dataset", "../../etc/passwd")], "unknown dataset"),
+             ([("dataset", "../../etc/passwd")], "choose one of"),
              ([("hidden", "5000,5000")], "synapses"),
              ([("lr", "<script>alert(1)</script>"), ("hidden", "20")], "lr")]
     for k, (q, expect) in enumerate(cases):
