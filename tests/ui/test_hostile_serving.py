@@ -189,6 +189,8 @@ def test_reattach_cookie_is_httponly_and_bound_to_the_browser(browser, server):
     home = browser.new_context(viewport={"width": 1280, "height": 900})
     thief = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
+        # pages of earlier tests were closed before training: none of them is parked
+        assert server.health()["parked"] == 0
         p = Page(home, server.url + SMALL)
         p.button(TRAIN).click()
         wait_until(lambda: p.samples() >= 5, 60, message="training")
@@ -208,7 +210,9 @@ def test_reattach_cookie_is_httponly_and_bound_to_the_browser(browser, server):
         time.sleep(1.0)
         assert "Reattached" not in _texts(t.page, ".wb-message") and t.samples() == 0
         assert server.health()["parked"] == 1
-        t.page.close()  # (its own fresh session parks in turn)
+        t.page.close()  # (never trained: parks nothing)
+        time.sleep(0.5)
+        assert server.health()["parked"] == 1
 
         # the browser that parked it takes it back
         back = Page(home, server.url)

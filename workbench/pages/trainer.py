@@ -293,8 +293,11 @@ window.addEventListener("pagehide", leave);
         """What happens to the session when this page goes away (every teardown path, once).
 
         Without a reattach window: stop the worker.  With one: park a healthy
-        session (alive, no error) in :func:`reconnect.registry` for ``reconnect_s``
-        seconds; leave alone a session a newer page claimed; stop anything else.
+        session that has trained (alive, no error, at least one sample) in
+        :func:`reconnect.registry` for ``reconnect_s`` seconds; leave alone a
+        session a newer page claimed; stop anything else.  A page closed before
+        it trained parks nothing: its setup is in its link, and an idle parked
+        session would only hold a worker thread and memory for the window.
         """
         with self._release_lock:
             if self._released:
@@ -309,7 +312,7 @@ window.addEventListener("pagehide", leave);
         if not reg.owns(token, self.session):
             log.info("training session taken over by a newer page: left running")
             return
-        if self.session.alive and not self.session.error:
+        if self.session.alive and not self.session.error and self.session.samples > 0:
             self.inspector.close()  # stop this page's extra recording
             if reg.park(token, self.session, self.reconnect_s):
                 log.info("training session parked for %.0f s (reattach window)", self.reconnect_s)
