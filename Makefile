@@ -7,7 +7,7 @@ PORT    ?= 5006
 ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser
+.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser reproduce reproduce-table
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,17 @@ test-load: $(STAMP) browser
 ## soak: the long stability run (not part of `make test`)
 soak: $(STAMP) browser
 	$(BIN)/python -m pytest -m soak --run-soak $(PYTEST_ARGS)
+
+## reproduce NAME=desire-fashion [EPOCHS=72]: a paper setting end to end, resumable (see `spikewb reproduce --list`);
+## official datasets are looked up in $$SPIKEWB_DATA (default: ../shared/data beside the checkout) before the cache
+SPIKEWB_DATA ?= $(abspath ../shared/data)
+reproduce: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make reproduce NAME=<name> [EPOCHS=N]"; $(BIN)/spikewb reproduce --list; exit 2; }
+	SPIKEWB_DATA="$(SPIKEWB_DATA)" $(BIN)/spikewb reproduce $(NAME) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+## reproduce-table: the README's reproduction table, from reproductions/*/result.json
+reproduce-table: $(STAMP)
+	$(BIN)/spikewb reproduce --table reproductions
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results test-artifacts

@@ -143,11 +143,10 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
           binary: Optional[bool] = typer.Option(None, "--binary/--real", help="Binary weights (stidi); the same "
                                                                               "as -p binary=true.")):
     """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
-    from tqdm import tqdm
-
     from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_class
+    from spikewb.engine.training.reproductions import rule_setup
     from spikewb.engine.training.trainer import Trainer
 
     with _Guard():
@@ -159,17 +158,8 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
             if name not in cls.param:
                 _fail(f"{flag} does not apply to rule {rule!r} (it has no {name!r} parameter)")
             params[name] = value
-        presets = cls.presets
-        hidden_sizes = list(cls.default_hidden)
-        if preset is not None:
-            if preset not in presets:
-                _fail(f"rule {rule!r} has no preset {preset!r}; presets: {sorted(presets) or 'none'}")
-            cfg = dict(presets[preset])
-            hidden_sizes = cfg.pop("hidden", hidden_sizes)
-            cfg.pop("epochs", None)
-            params = {**cfg, **params}
-        if hidden is not None:
-            hidden_sizes = Architecture.parse_hidden(hidden)
+        params, hidden_sizes = rule_setup(rule, preset, params,
+                                          Architecture.parse_hidden(hidden) if hidden is not None else None)
         data = load_dataset(dataset)
         if train_limit:
             data = data.subset(n_train=train_limit)
@@ -184,43 +174,71 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
             arch = Architecture(n_inputs=data.n_features, hidden=hidden_sizes, n_outputs=data.n_classes)
             trainer = Trainer(rule_obj, data, arch, seed=seed)
         trainer.eval_limit = eval_limit
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
-            {k: v for k, v in trainer.meta().items() if k not in ("rng", "order_rng", "history", "running")},
-            indent=2))
+        _write_config(out, trainer)
         typer.echo(f"{rule} on {data!r}, network {trainer.arch.describe()}, seed {trainer.seed}")
-        bar = tqdm(total=epochs * trainer.n_train, initial=trainer.epoch * trainer.n_train + trainer.position,
-                   unit="sample", disable=not progress, dynamic_ncols=True, mininterval=0.5)
-        last = [time.perf_counter()]
-
-        def on_frame(frame):
-            bar.update(1)
-            now = time.perf_counter()
-            if now - last[0] > 0.5:
-                last[0] = now
-                bar.set_postfix(epoch=frame.epoch, acc=f"{frame.accuracy:.3f}",
-                                test=f"{frame.test_accuracy:.3f}", refresh=False)
-
-        def on_epoch(result):
-            _write_metrics(out, trainer.history)
-            msg = (f"epoch {result.epoch}: train {result.train_accuracy:.4f}  test {result.test_accuracy:.4f}  "
-                   f"loss {result.loss:.4f}  lr {result.lr:.3g}  {result.seconds:.1f} s")
-            bar.write(msg)
-            for w in trainer.warnings:
-                bar.write(f"warning: {w}")
-            trainer.warnings.clear()
-
-        try:
-            trainer.fit(epochs, callback=on_frame, checkpoint_dir=out, on_epoch=on_epoch)
-        except KeyboardInterrupt:
-            bar.close()
-            trainer.save(ckpt)
-            typer.echo(f"interrupted; progress saved to {ckpt} (continue with --resume)")
-            raise typer.Exit(130)
-        bar.close()
+        _fit_with_progress(trainer, epochs, out, progress)
         best = max((h.test_accuracy for h in trainer.history), default=float("nan"))
         typer.echo(f"done: final test accuracy {trainer.last_test_accuracy:.4f}, best {best:.4f}; "
                    f"checkpoint {ckpt}, metrics {out / 'metrics.csv'}")
+
+
+def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
+    """``trainer.fit`` with a progress bar, a metrics line and files after every epoch.
+
+    The checkpoint is rewritten after every epoch; Ctrl-C (or SIGTERM) saves the
+    progress so far and exits with status 130 (continue with ``--resume`` /
+    ``spikewb reproduce`` again).
+    """
+    import signal
+
+    from tqdm import tqdm
+
+    ckpt = out / "checkpoint.npz"
+    bar = tqdm(total=epochs * trainer.n_train, initial=trainer.epoch * trainer.n_train + trainer.position,
+               unit="sample", disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    last = [time.perf_counter()]
+
+    def on_frame(frame):
+        bar.update(1)
+        now = time.perf_counter()
+        if now - last[0] > 0.5:
+            last[0] = now
+            bar.set_postfix(epoch=frame.epoch, acc=f"{frame.accuracy:.3f}",
+                            test=f"{frame.test_accuracy:.3f}", refresh=False)
+
+    def on_epoch(result):
+        _write_metrics(out, trainer.history)
+        msg = (f"epoch {result.epoch}: train {result.train_accuracy:.4f}  test {result.test_accuracy:.4f}  "
+               f"loss {result.loss:.4f}  lr {result.lr:.3g}  {result.seconds:.1f} s")
+        bar.write(msg)
+        for w in trainer.warnings:
+            bar.write(f"warning: {w}")
+        trainer.warnings.clear()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        trainer.fit(epochs, callback=on_frame, checkpoint_dir=out, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        bar.close()
+        trainer.save(ckpt)
+        typer.echo(f"interrupted; progress saved to {ckpt} (epoch {trainer.epoch}, sample {trainer.position}; "
+                   "run the same command with --resume to continue)")
+        raise typer.Exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    bar.close()
+
+
+def _write_config(out: Path, trainer) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(
+        {k: v for k, v in trainer.meta().items() if k not in ("rng", "order_rng", "history", "running")}, indent=2))
 
 
 def _write_metrics(out: Path, history) -> None:
@@ -256,6 +274,71 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
         typer.echo(f"{trainer.rule.key} {trainer.arch.describe()} epoch {trainer.epoch} on "
                    f"{trainer.data.name} {split} ({n} samples): accuracy {acc:.4f} "
                    f"({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to run (see --list)."),
+              epochs: Optional[int] = typer.Option(None, min=1, help="Train until this many epochs are complete "
+                                                                      "(default: the paper's)."),
+              out: Optional[Path] = typer.Option(None, help="Run folder (default: reproductions/NAME); "
+                                                            "a checkpoint there is resumed."),
+              dataset: Optional[str] = typer.Option(None, help="Another dataset than the paper's "
+                                                               "(name or IDX folder; for quick checks)."),
+              seed: int = typer.Option(0, help="Seed of a fresh run (a resumed run keeps its own)."),
+              train_limit: Optional[int] = typer.Option(None, help="Train on the first N training samples only."),
+              eval_limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test samples only."),
+              progress: bool = typer.Option(True, help="Show a progress bar."),
+              list_: bool = typer.Option(False, "--list", help="List the reproductions and exit."),
+              table: Optional[Path] = typer.Option(None, help="Print the Markdown table of the results stored "
+                                                              "under this folder (e.g. reproductions) and exit.")):
+    """Run a paper's setting end to end (resumable) and compare with the published accuracy.
+
+    Official datasets are read from the cache or from a folder named like the
+    set inside any folder of ``$SPIKEWB_DATA`` (e.g. ``SPIKEWB_DATA=../shared/data``).
+    Interrupt with Ctrl-C at any time: the same command continues where it stopped.
+    """
+    from spikewb.engine.data.datasets import load_dataset
+    from spikewb.engine.training import reproductions as rp
+
+    with _Guard():
+        if list_:
+            for r in rp.REPRODUCTIONS.values():
+                paper = "no published number" if r.published is None else f"paper {r.published:.2f} %"
+                typer.echo(f"{r.name:24s} {r.rule:10s} {r.dataset:14s} {r.epochs:4d} epochs  {paper}\n"
+                           f"{'':24s} {r.source}" + (f"\n{'':24s} note: {r.notes}" if r.notes else ""))
+            return
+        if table is not None:
+            typer.echo(rp.table(table))
+            return
+        if name is None:
+            _fail(f"name a reproduction: {', '.join(sorted(rp.REPRODUCTIONS))} (or --list)")
+        repro = rp.get(name)
+        epochs = epochs or repro.epochs
+        out = out or Path("reproductions") / repro.name
+        data = load_dataset(dataset or repro.dataset)
+        if train_limit:
+            data = data.subset(n_train=train_limit)
+        trainer, resumed = rp.build_trainer(repro, data, out, seed=seed)
+        trainer.eval_limit = eval_limit
+        _write_config(out, trainer)
+        if resumed:
+            typer.echo(f"resuming {out / 'checkpoint.npz'} at epoch {trainer.epoch}, sample {trainer.position}")
+        typer.echo(f"{repro.name}: {repro.rule} on {data!r}, network {trainer.arch.describe()}, "
+                   f"{epochs} epochs (paper {repro.epochs})")
+        t0 = time.perf_counter()
+        try:
+            _fit_with_progress(trainer, epochs, out, progress)
+        finally:
+            if trainer.history:
+                command = repro.command(epochs, dataset=dataset, train_limit=train_limit, eval_limit=eval_limit,
+                                        out=None if out == Path("reproductions") / repro.name else out)
+                rp.write_result(out, rp.result_of(repro, trainer, dataset or repro.dataset,
+                                                  time.perf_counter() - t0, epochs, command))
+        last = 100.0 * trainer.history[-1].test_accuracy
+        best = 100.0 * max(h.test_accuracy for h in trainer.history)
+        paper = "no published number" if repro.published is None else f"published {repro.published:.2f} %"
+        typer.echo(f"{repro.name}: test accuracy {last:.2f} % after {len(trainer.history)} epochs "
+                   f"(best {best:.2f} %); {paper} after {repro.epochs} epochs ({repro.source})")
 
 
 @app.command()

@@ -9,9 +9,11 @@ Names accepted by :func:`load_dataset`:
     5,000 Fashion-MNIST images (500 per class, from the official training
     set) shipped in ``assets/data``, split 4,000 / 1,000 the same way.
 ``mnist``, ``fashion-mnist``
-    The full official sets (60,000 / 10,000), read from the cache directory
-    (``$SPIKEWB_CACHE`` or ``~/.cache/spikewb``), downloaded there on first use
-    when a network is reachable (MD5-checked), with a clear error when not.
+    The full official sets (60,000 / 10,000), read from a folder of that name
+    inside any folder listed in ``$SPIKEWB_DATA`` (``os.pathsep``-separated, for
+    sets already on disk), else from the cache directory (``$SPIKEWB_CACHE`` or
+    ``~/.cache/spikewb``), downloaded there on first use when a network is
+    reachable (MD5-checked), with a clear error when not.
 a directory
     Holding ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
     ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]`` (an official
@@ -373,6 +375,17 @@ def download(name: str, directory: Path | None = None, timeout: float = 30.0) ->
     return directory
 
 
+def data_path() -> list[Path]:
+    """Folders listed in ``$SPIKEWB_DATA`` (searched for official sets before the cache)."""
+    return [Path(p).expanduser() for p in os.environ.get("SPIKEWB_DATA", "").split(os.pathsep) if p]
+
+
+def _named(ds: "Dataset") -> "Dataset":
+    if ds.name.startswith("fashion"):
+        ds.class_names = CLASS_NAMES["fashion"]
+    return ds
+
+
 def available() -> list[str]:
     """Names :func:`load_dataset` understands without a path."""
     return [*EMBEDDED, *OFFICIAL]
@@ -382,11 +395,11 @@ def load_dataset(spec: str = "mnist-5k", *, split_seed: int = 0, allow_download:
     """Load a dataset by name or directory path (see the module docstring)."""
     spec = str(spec)
     if spec in EMBEDDED:
-        ds = load_idx_dir(EMBEDDED[spec], name=spec, split_seed=split_seed)
-        if spec.startswith("fashion"):
-            ds.class_names = CLASS_NAMES["fashion"]
-        return ds
+        return _named(load_idx_dir(EMBEDDED[spec], name=spec, split_seed=split_seed))
     if spec in OFFICIAL:
+        for base in data_path():
+            if all((base / spec / f).is_file() for f in OFFICIAL[spec]["files"]):
+                return _named(load_idx_dir(base / spec, name=spec, split_seed=split_seed))
         directory = cache_dir() / spec
         have = directory.is_dir() and all((directory / f).exists() for f in OFFICIAL[spec]["files"])
         if not have:
@@ -394,7 +407,7 @@ def load_dataset(spec: str = "mnist-5k", *, split_seed: int = 0, allow_download:
                 raise DataError(f"{spec} is not in the cache ({directory}) and downloads are off; "
                                 "pass a directory of IDX files instead")
             download(spec, directory)
-        return load_idx_dir(directory, name=spec, split_seed=split_seed)
+        return _named(load_idx_dir(directory, name=spec, split_seed=split_seed))
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_idx_dir(path, split_seed=split_seed)

@@ -16,7 +16,7 @@ True
 >>> resolve("../etc", root)
 Traceback (most recent call last):
 ...
-engine.errors.ConfigError: '../etc' is outside the run folder
+spikewb.engine.errors.ConfigError: '../etc' is outside the run folder
 """
 
 from __future__ import annotations
