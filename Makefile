@@ -74,7 +74,7 @@ reproduce: $(STAMP)
 
 ## reproduce-table: the README's reproduction table, from reproductions/*/result.json
 reproduce-table: $(STAMP)
-	$(BIN)/spikewb reproduce --table reproductions
+	$(BIN)/spikewb reproduce --table reproductions --readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results test-artifacts

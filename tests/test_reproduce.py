@@ -143,3 +143,9 @@ def test_table_is_generated_from_the_stored_results(tmp_path):
                         "72 / 600 | 2.8 h | `spikewb reproduce desire-fashion --epochs 72` |")
     assert lines[3].startswith("| b | unreadable result.json")
     assert len(lines) == 4
+
+
+def test_readme_has_the_generated_table_markers():
+    text = (ROOT / "README.md").read_text()
+    assert text.count(rp.README_START) == 1 and text.count(rp.README_END) == 1
+    assert text.index(rp.README_START) < text.index(rp.README_END)

@@ -132,16 +132,16 @@ def date_span(rows: list[dict]) -> str:
     return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between :data:`README_START` and :data:`README_END` with ``table``.
+def update_readme(readme: Path, table: str, start: str = README_START, end: str = README_END) -> None:
+    """Replace the text between the markers ``start`` and ``end`` (the benchmark table's by default) with ``table``.
 
     Written atomically (temp file + rename); a README without the markers is an error.
     """
     text = readme.read_text()
-    a, b = text.find(README_START), text.find(README_END)
+    a, b = text.find(start), text.find(end)
     if a < 0 or b < a:
-        raise ValueError(f"{readme}: no generated-table markers ({README_START!r} ... {README_END!r})")
-    new = text[:a + len(README_START)] + "\n" + table + text[b:]
+        raise ValueError(f"{readme}: no generated-table markers ({start!r} ... {end!r})")
+    new = text[:a + len(start)] + "\n" + table + text[b:]
     tmp = readme.with_name(readme.name + ".tmp")
     tmp.write_text(new)
     os.replace(tmp, readme)

@@ -290,7 +290,9 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
               progress: bool = typer.Option(True, help="Show a progress bar."),
               list_: bool = typer.Option(False, "--list", help="List the reproductions and exit."),
               table: Optional[Path] = typer.Option(None, help="Print the Markdown table of the results stored "
-                                                              "under this folder (e.g. reproductions) and exit.")):
+                                                              "under this folder (e.g. reproductions) and exit."),
+              readme: bool = typer.Option(False, help="With --table: also write it into the README's "
+                                                      "reproduction table.")):
     """Run a paper's setting end to end (resumable) and compare with the published accuracy.
 
     Official datasets are read from the cache or from a folder named like the
@@ -308,7 +310,11 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
                            f"{'':24s} {r.source}" + (f"\n{'':24s} note: {r.notes}" if r.notes else ""))
             return
         if table is not None:
-            typer.echo(rp.table(table))
+            text = rp.table(table)
+            typer.echo(text)
+            if readme:
+                from spikewb.workbench.benchrun import update_readme
+                update_readme(REPO_ROOT / "README.md", text + "\n", rp.README_START, rp.README_END)
             return
         if name is None:
             _fail(f"name a reproduction: {', '.join(sorted(rp.REPRODUCTIONS))} (or --list)")
