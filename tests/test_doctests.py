@@ -16,7 +16,7 @@ import pytest
 import spikewb
 
 PACKAGES = ("spikewb.engine", "spikewb.workbench.server")
-SINGLE = ("spikewb.workbench.pagestate", "spikewb.workbench.urlstate")
+SINGLE = ("spikewb", "spikewb.workbench.pagestate", "spikewb.workbench.urlstate")
 
 
 def _modules() -> list[str]:

@@ -83,8 +83,9 @@ class Trainer:
                  seed: int = 0, eval_limit: int | None = None):
         self.rule = rule
         self.data = data
-        if arch is None:
-            arch = Architecture()
+        if arch is None:  # the rule's paper network (SSNN: one hidden layer), sized to the data
+            arch = Architecture(n_inputs=data.n_features, hidden=list(type(rule).default_hidden),
+                                n_outputs=data.n_classes)
         if arch.n_inputs != data.n_features or arch.n_outputs != data.n_classes:
             arch = Architecture(n_inputs=data.n_features, hidden=list(arch.hidden), n_outputs=data.n_classes)
         self.arch = arch
