@@ -74,37 +74,30 @@ def lif_layer_forward(spikes_in, in_scale, w, leak, v_th, mask, trace_leak,
     n_steps = spikes_out.shape[0] - 1
     n_pre = w.shape[0]
     n_post = w.shape[1]
+    # Weighted input of every step first, presynaptic neuron by neuron: each weight row is
+    # read once per sample (not once per spike) while the (T, n_post) currents stay in
+    # cache.  For each (t, i) the rows are still added in ascending j, so the sums -- and
+    # every spike after them -- are bit-identical to adding the active rows step by step.
+    cur = np.zeros((n_steps, n_post), dtype=w.dtype)
+    for j in range(n_pre):
+        for t in range(n_steps):
+            if spikes_in[t, j] != 0:
+                for i in range(n_post):
+                    cur[t, i] += w[j, i]
+    if traces.shape[0] > 0:
+        for t in range(n_steps):
+            for j in range(n_pre):
+                x = trace_leak * traces[t - 1, j] if t > 0 else 0.0
+                traces[t, j] = x + 1.0 if spikes_in[t, j] != 0 else x
     v = np.zeros(n_post, dtype=w.dtype)
-    cur = np.zeros(n_post, dtype=w.dtype)
-    active = np.empty(n_pre, dtype=np.int64)
-    do_traces = traces.shape[0] > 0
     n_rec = rec_idx.shape[0]
     total = 0
     for t in range(n_steps):
-        n_act = 0
-        for j in range(n_pre):
-            if spikes_in[t, j] != 0:
-                active[n_act] = j
-                n_act += 1
-        if do_traces:
-            if t == 0:
-                for j in range(n_pre):
-                    traces[0, j] = 0.0
-            else:
-                for j in range(n_pre):
-                    traces[t, j] = trace_leak * traces[t - 1, j]
-            for k in range(n_act):
-                traces[t, active[k]] += 1.0
-        cur[:] = 0.0
-        for k in range(n_act):
-            row = w[active[k]]
-            for i in range(n_post):
-                cur[i] += row[i]
         for i in range(n_post):
-            v[i] = leak * v[i] + in_scale * cur[i]
+            v[i] = leak * v[i] + in_scale * cur[t, i]
         for r in range(n_rec):
             v_rec[r, t] = v[rec_idx[r]]
-            i_rec[r, t] = in_scale * cur[rec_idx[r]]
+            i_rec[r, t] = in_scale * cur[t, rec_idx[r]]
         for i in range(n_post):
             if v[i] >= v_th and mask[i] != 0:
                 spikes_out[t + 1, i] = 1

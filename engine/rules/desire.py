@@ -88,23 +88,27 @@ def _desire_update(w, traces, spikes_out, coef):
     n_steps = traces.shape[0]
     n_pre = w.shape[0]
     n_post = w.shape[1]
-    post = np.empty(n_post, dtype=np.int64)
+    # active post neurons of every step first; then each weight row is updated once per
+    # sample, its contributions still added in ascending t (bit-identical to a t-outer loop)
+    post = np.empty((n_steps, n_post), dtype=np.int64)
+    n_act = np.zeros(n_steps, dtype=np.int64)
+    any_act = False
     for t in range(n_steps):
-        n_act = 0
         for i in range(n_post):
             if spikes_out[t + 1, i] != 0 and coef[i] != 0.0:
-                post[n_act] = i
-                n_act += 1
-        if n_act == 0:
-            continue
-        for j in range(n_pre):
+                post[t, n_act[t]] = i
+                n_act[t] += 1
+                any_act = True
+    if not any_act:
+        return
+    for j in range(n_pre):
+        for t in range(n_steps):
             xv = traces[t, j]
-            if xv == 0.0:
+            if xv == 0.0 or n_act[t] == 0:
                 continue
-            row = w[j]
-            for k in range(n_act):
-                i = post[k]
-                row[i] += coef[i] * xv
+            for k in range(n_act[t]):
+                i = post[t, k]
+                w[j, i] += coef[i] * xv
 
 
 def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: float):
