@@ -193,6 +193,9 @@ def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
 
     from tqdm import tqdm
 
+    from spikewb.engine.config import use_one_blas_thread
+
+    use_one_blas_thread()
     ckpt = out / "checkpoint.npz"
     bar = tqdm(total=epochs * trainer.n_train, initial=trainer.epoch * trainer.n_train + trainer.position,
                unit="sample", disable=not progress, dynamic_ncols=True, mininterval=0.5)

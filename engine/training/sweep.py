@@ -159,6 +159,9 @@ def train_run(spec: dict[str, Any], run_dir: str | os.PathLike, progress: Callab
 
 def _task(spec: dict[str, Any], run_dir: str, queue_name: str | None) -> dict[str, Any]:
     """The Dask task: train and report each finished epoch through a Dask queue."""
+    from spikewb.engine.config import use_one_blas_thread
+
+    use_one_blas_thread()  # one BLAS thread per worker process: the processes share the cores
     progress = None
     if queue_name:
         from distributed import Queue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import panel as pn
 
+from spikewb.engine.config import use_one_blas_thread
 from spikewb.workbench.server.limits import SlotPool, training_pool
 
 
@@ -35,6 +36,7 @@ class SlotUser:
             pn.state.onload(self._start_served)
 
     def _start_served(self) -> None:
+        use_one_blas_thread()  # BLAS pools are process-wide (see spikewb.engine.config)
         self.start(pool=training_pool())
 
     def _slot_granted(self) -> None:

@@ -39,6 +39,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from spikewb.engine.config import use_one_blas_thread
 from spikewb.workbench.server.limits import SlotPool
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class CommandWorker:
         """Start the worker thread (idempotent)."""
         if self.alive:
             return
+        use_one_blas_thread()  # BLAS pools are process-wide: no per-sample thread fights
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"{self._worker_name}-{id(self):x}", daemon=True)
         self._thread.start()
