@@ -149,3 +149,47 @@ def test_readme_has_the_generated_table_markers():
     text = (ROOT / "README.md").read_text()
     assert text.count(rp.README_START) == 1 and text.count(rp.README_END) == 1
     assert text.index(rp.README_START) < text.index(rp.README_END)
+
+
+def _metrics(root, name, rows):
+    (root / name).mkdir(parents=True, exist_ok=True)
+    (root / name / "metrics.json").write_text(rows if isinstance(rows, str) else json.dumps(rows))
+
+
+def test_stored_curves_offer_known_names_only_and_read_bounded(tmp_path):
+    good = [{"epoch": e, "test_accuracy": a, "samples": 60000} for e, a in enumerate((0.7, 0.8))]
+    _metrics(tmp_path, "desire-fashion", good)
+    _metrics(tmp_path, "<script>alert(1)</script>", good)      # a folder name from the disk: never offered
+    _metrics(tmp_path, "ssnn-fashion", "[{\"epoch\": 0, \"samples\": \"many\", \"test_accuracy\": 0.5}]")
+    _metrics(tmp_path, "stidi-conv-fashion", "{not json")
+    _metrics(tmp_path, "stidi-binary-fashion", [{"epoch": 0, "test_accuracy": 7.0, "samples": 10}])
+    (tmp_path / "multispike-fashion-tau").mkdir()
+    (tmp_path / "multispike-fashion-tau" / "metrics.json").write_bytes(b" " * (rp.CURVE_MAX_BYTES + 1))
+    assert rp.stored(tmp_path) == ["desire-fashion", "stidi-conv-fashion", "stidi-binary-fashion",
+                                   "multispike-fashion-tau", "ssnn-fashion"]
+    assert rp.stored_curve("desire-fashion", tmp_path) == {"samples": [60000.0, 120000.0], "test": [0.7, 0.8],
+                                                          "epoch": [0, 1]}
+    for name, message in (("ssnn-fashion", "need samples"), ("stidi-conv-fashion", "not valid JSON"),
+                          ("stidi-binary-fashion", "out of range"), ("multispike-fashion-tau", "at most"),
+                          ("<script>alert(1)</script>", "unknown reproduction")):
+        with pytest.raises(ConfigError, match=message):
+            rp.stored_curve(name, tmp_path)
+    assert rp.stored(tmp_path / "missing") == []
+
+
+def test_metrics_view_overlays_and_removes_a_reproduction(tmp_path, monkeypatch):
+    from spikewb.workbench.views.metrics import NO_OVERLAY, MetricsView
+
+    _metrics(tmp_path, "desire-fashion", [{"epoch": e, "test_accuracy": a, "samples": 60000}
+                                          for e, a in enumerate((0.7, 0.8, 0.82))])
+    monkeypatch.setenv("SPIKEWB_REPRODUCTIONS", str(tmp_path))
+    view = MetricsView()
+    assert view.overlay_select.options == [NO_OVERLAY, "desire-fashion"]
+    view.overlay_select.value = "desire-fashion"
+    assert view.overlay.data["step"].tolist() == [60000.0, 120000.0, 180000.0]
+    assert view.acc.x_range.end >= 180000 and view.overlay_item.visible
+    assert "last 82.00 %" in view.overlay_note.value
+    view.clear()                                       # a reset keeps the overlay in range
+    assert view.acc.x_range.end >= 180000
+    view.overlay_select.value = NO_OVERLAY
+    assert len(view.overlay.data["step"]) == 0 and not view.overlay_item.visible

@@ -203,6 +203,71 @@ def write_result(out: str | Path, result: dict) -> Path:
     return path
 
 
+#: Largest metrics file :func:`stored_curve` reads (a 600-epoch run writes ~150 kB).
+CURVE_MAX_BYTES = 1_000_000
+
+
+def results_root() -> Path:
+    """Where stored reproductions are looked up: ``$SPIKEWB_REPRODUCTIONS``, else
+    ``reproductions/`` of the checkout (when running from one), else of the working folder."""
+    env = os.environ.get("SPIKEWB_REPRODUCTIONS")
+    if env:
+        return Path(env)
+    import spikewb
+
+    for base in spikewb.__path__:
+        candidate = Path(base).parent / "reproductions" if Path(base).name == "spikewb" else Path(base) / "reproductions"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / "reproductions"
+
+
+def stored(root: str | Path | None = None) -> list[str]:
+    """Names of the reproductions with a metrics file under ``root`` (known names only:
+    folder names are never taken from the disk, so nothing odd reaches a page)."""
+    root = Path(root) if root is not None else results_root()
+    return [name for name in REPRODUCTIONS if (root / name / "metrics.json").is_file()]
+
+
+def stored_curve(name: str, root: str | Path | None = None) -> dict[str, list[float]]:
+    """Per-epoch test accuracy of a stored reproduction, against samples trained.
+
+    Returns ``{"samples": [...], "test": [...], "epoch": [...]}`` (cumulative
+    training samples at the end of each epoch, test accuracy in [0, 1]).  Raises
+    :class:`ConfigError` for an unknown name, a missing, oversized or malformed file.
+    """
+    repro = get(name)
+    path = (Path(root) if root is not None else results_root()) / repro.name / "metrics.json"
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ConfigError(f"{repro.name}: no stored metrics") from None
+    if size > CURVE_MAX_BYTES:
+        raise ConfigError(f"{repro.name}: metrics file is {size:,} bytes (at most {CURVE_MAX_BYTES:,} read)")
+    try:
+        with open(path, "rb") as fh:
+            rows = json.loads(fh.read(CURVE_MAX_BYTES + 1))
+    except OSError:
+        raise ConfigError(f"{repro.name}: no stored metrics") from None
+    except (ValueError, RecursionError):
+        raise ConfigError(f"{repro.name}: metrics file is not valid JSON") from None
+    if not isinstance(rows, list):
+        raise ConfigError(f"{repro.name}: metrics file holds no list of epochs")
+    samples, test, epochs, total = [], [], [], 0
+    for row in rows:
+        try:
+            n, acc, ep = int(row["samples"]), float(row["test_accuracy"]), int(row["epoch"])
+        except (TypeError, KeyError, ValueError, OverflowError):
+            raise ConfigError(f"{repro.name}: metrics rows need samples, test_accuracy and epoch") from None
+        if not (0 < n <= 10**9 and 0.0 <= acc <= 1.0):
+            raise ConfigError(f"{repro.name}: metrics row of epoch {ep} is out of range")
+        total += n
+        samples.append(float(total))
+        test.append(acc)
+        epochs.append(ep)
+    return {"samples": samples, "test": test, "epoch": epochs}
+
+
 def _pct(v) -> str:
     return "-" if v is None else f"{v:.2f} %"
 
