@@ -27,7 +27,7 @@ RULES = {
     "desire": {},
     "stidi": {},
     "multispike": {"batch_size": 3},   # 2 trained + 1 step: the step applies Adam
-    "ssnn": {"batch_size": 3},         # the step reads the look-ahead weights and applies
+    "ssnn": {"batch_size": 3, "momentum": 0.9},  # the step reads velocity + look-ahead and applies
     "normad": {},
 }
 HIDDEN = [6]

@@ -122,7 +122,8 @@ def sample_pass(look, x, yhat, masks, p):
 def batch_update(weights, moms, xs, ys, masks, p):
     """One minibatch: Nesterov look-ahead passes, then M = beta M + lr dW, W += M.
 
-    ``dW = (1 / (B T)) sum_b dw_b``.  Returns (new weights, new momenta, passes).
+    ``dW = (1 / (B T)) sum_b dw_b``.  With ``p["momentum"] = 0`` (the rule's default) this is
+    plain SGD: passes at W, W += lr dW.  Returns (new weights, new momenta, passes).
     """
     beta = p["momentum"]
     look = [w + w.dtype.type(beta) * m for w, m in zip(weights, moms)]

@@ -60,24 +60,36 @@ Update over a minibatch of :math:`B` samples (``update = "coincidence"``):
 :math:`\Delta W_{ji} = \frac{1}{BT}\sum_b \sum_t x_j(t)(\delta^+_i - \delta^-_i)(t)`;
 ``"rate"``: :math:`\Delta W_{ji} = \frac{1}{B}\sum_b \bar x_j\,
 (\bar\delta^+_i - \bar\delta^-_i)` with time averages :math:`\bar\cdot`.
-Nesterov momentum: the sample passes use the look-ahead weights
-:math:`W + \beta M`; after the batch :math:`M \leftarrow \beta M + \eta\,\Delta W`,
-:math:`W \leftarrow W + M` (:math:`\beta = 0.9`; :math:`\Delta W` is already
-the descent direction).  Dropout: one mask per minibatch and neuron (input
-0.2, hidden 0.3), applied to spikes, **without** :math:`1/(1-p)` rescaling,
-none at test.
+Optimiser, once per minibatch (:math:`\Delta W` is already the descent
+direction).  ``momentum`` :math:`\beta = 0` (default): plain SGD
+:math:`W \leftarrow W + \eta\,\Delta W`, the sample passes use :math:`W`; this
+is what the authors' notebooks *execute* (their momentum variable is a
+``tf.Variable`` of zeros that is never assigned: the line meant to update it
+rebinds a Python name, so the look-ahead is :math:`W` and the step is
+:math:`\eta\,\Delta W`).  :math:`\beta > 0`: Nesterov momentum, what the
+notebooks were *written* to do (:math:`\beta = 0.9`): the sample passes use
+the look-ahead weights :math:`W + \beta M`; after the batch
+:math:`M \leftarrow \beta M + \eta\,\Delta W`, :math:`W \leftarrow W + M`.
+
+Dropout: one mask per minibatch and neuron (input 0.2, hidden 0.3), applied
+to spikes, **without** :math:`1/(1-p)` rescaling, none at test.
 
 Minibatches under a one-sample-at-a-time trainer: ``train_step`` adds the
 sample's counts to accumulators in ``model.state`` and applies the update on
 every ``batch_size``-th sample; a partial batch at the end of an epoch carries
 over into the next.  ``model.weights`` hold :math:`W` (not the look-ahead).
+With momentum on, the velocity ``mom<l>`` and the minibatch's look-ahead
+weights ``look<l>`` are state arrays made lazily at the first step; with it
+off neither exists (a velocity left from an earlier momentum run is dropped at
+the next step, and switching momentum on starts from zero velocity).
 
 Decision rule: argmax of the output spike counts, ties to the lowest index
 (the authors' ``argmax``; a silent output therefore predicts class 0).
 :meth:`SSNNBP.predict` draws its input spikes from a generator seeded by the
 sample's bytes, so a prediction does not depend on the batch it is in and
 does not consume the model's generator; it uses the look-ahead weights
-:math:`W + \beta M` as the authors' graph does [INF].
+:math:`W + \beta M` as the authors' graph does [INF] (:math:`W` itself with
+momentum off).
 
 Frame extras: ``batch_applied`` (bool), ``grad_pos_counts`` / ``grad_neg_counts``
 (per layer 0..L, int32 per neuron; ``Frame.signal`` is their difference);
@@ -111,14 +123,15 @@ from spikewb.engine.frame import Frame, Record, RECORD_NONE
 from spikewb.engine.network import Architecture, Model, layer_names
 from spikewb.engine.rules.base import ArraySpec, LearningRule, register
 
-#: Authors' configurations (``reference/desire_ssnn.md`` 2.8), for the Trainer / CLI.
+#: Authors' configurations (``reference/desire_ssnn.md`` 2.8), for the Trainer / CLI.  Both
+#: notebooks *execute* plain SGD (their momentum variable is never assigned), hence momentum 0.
 PRESETS = {
     # rate notebook nearest the paper (838cf62), with HEAD's H = 1000
     "rate-t51": dict(hidden=[1000], n_steps=51, update="rate", backward_w="raw", batch_size=50,
-                     lr=0.06, epochs=51),
+                     lr=0.06, momentum=0.0, epochs=51),
     # RPU v2 notebook
     "rpu-t301": dict(hidden=[1000], n_steps=301, update="coincidence", backward_w="normalised",
-                     batch_size=50, lr=0.04, epochs=51),
+                     batch_size=50, lr=0.04, momentum=0.0, epochs=51),
 }
 
 #: Seed mixed with each sample's bytes for the input spikes drawn by ``predict``.
@@ -222,8 +235,12 @@ class SSNNBP(LearningRule):
                              doc="Relaxation passes of the WTA output (authors' self_iter = 5).")
     w_inh = param.Number(1.0, bounds=(0.0, 100.0), step=0.1, label="Lateral inhibition weight",
                          doc="Inhibitory current per spike of another output neuron (authors: 1).")
-    momentum = param.Number(0.9, bounds=(0.0, 1.0), inclusive_bounds=(True, False), step=0.01,
-                            label="Nesterov momentum beta", doc="Authors: 0.9.")
+    momentum = param.Number(0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False), step=0.01,
+                            label="Nesterov momentum beta (0 = plain SGD)",
+                            doc="0: plain SGD W += eta dW, what the authors' notebooks execute (their momentum "
+                                "variable is never assigned, so the look-ahead is W and the step eta dW); "
+                                "> 0: Nesterov momentum with look-ahead W + beta M, what the notebooks were "
+                                "written to do (beta = 0.9; a steady step ~1/(1 - beta) = 10x larger).")
     batch_size = param.Integer(50, bounds=(1, 100_000), label="Minibatch",
                                doc="Samples per weight update (authors: 50 RPU, 50/100 rate notebooks).")
     dropout_in = param.Number(0.2, bounds=(0.0, 1.0), inclusive_bounds=(True, False), step=0.01,
@@ -249,20 +266,31 @@ class SSNNBP(LearningRule):
 
     # ---------------------------------------------------------------- build
     def build(self, arch: Architecture, rng: np.random.Generator) -> Model:
-        """Weights ``N(0, init_gain / fan_in)`` pre-major; zero momentum and accumulators."""
+        """Weights ``N(0, init_gain / fan_in)`` pre-major; zero accumulators (any velocity comes later)."""
         arch.validate()
         sizes = arch.sizes
         ft = self.float_type
         weights = [np.ascontiguousarray(rng.normal(0.0, np.sqrt(self.init_gain / n_pre), (n_pre, n_post))
                                         .astype(ft)) for n_pre, n_post in zip(sizes[:-1], sizes[1:])]
         model = Model(self.key, sizes, weights, rng)
-        self._init_state(model)
+        self._init_state(model, velocity=False)
         return model
 
-    def _init_state(self, model: Model) -> None:
+    @property
+    def uses_momentum(self) -> bool:
+        """Whether the update is Nesterov momentum (``momentum > 0``) rather than plain SGD."""
+        return float(self.momentum) > 0.0
+
+    def _init_state(self, model: Model, velocity: bool = True) -> None:
+        """Accumulators, masks and the count; the velocity ``mom<l>`` only when stepping with
+        momentum on (``velocity``); with momentum off, velocity and look-ahead are dropped."""
         st = model.state
+        nesterov = self.uses_momentum
         for l, w in enumerate(model.weights):
-            if f"mom{l}" not in st:
+            if not nesterov:                      # plain SGD keeps no velocity and no look-ahead
+                st.pop(f"mom{l}", None)
+                st.pop(f"look{l}", None)
+            elif velocity and f"mom{l}" not in st:
                 st[f"mom{l}"] = np.zeros_like(w)
             if f"acc{l}" not in st:
                 st[f"acc{l}"] = np.zeros(w.shape, np.float64)
@@ -273,9 +301,15 @@ class SSNNBP(LearningRule):
             st["n_acc"] = np.zeros(1, np.int64)
 
     def extra_state_schema(self, model: Model) -> dict[str, ArraySpec]:
-        """Look-ahead weights (made at a minibatch's first sample), 0/1 masks, a count."""
+        """Velocity and look-ahead weights (momentum only, made lazily), 0/1 masks, a count.
+
+        ``mom<l>`` / ``look<l>`` are optional whatever ``momentum`` is, so a
+        checkpoint saved with momentum on loads into a rule with it off (the
+        velocity is then dropped) and the other way round (zero velocity).
+        """
         out: dict[str, ArraySpec] = {}
         for l, w in enumerate(model.weights):
+            out[f"mom{l}"] = ArraySpec.like(w, required=False)
             out[f"look{l}"] = ArraySpec.like(w, required=False)
         for l, n in enumerate(model.sizes[:-1]):
             out[f"mask{l}"] = ArraySpec((int(n),), np.dtype(np.uint8), lo=0, hi=1)
@@ -283,7 +317,10 @@ class SSNNBP(LearningRule):
         return out
 
     def lookahead(self, model: Model) -> list[np.ndarray]:
-        """Nesterov look-ahead weights ``W + beta M`` (fresh arrays)."""
+        """Weights the passes use: Nesterov look-ahead ``W + beta M`` (fresh arrays) with
+        momentum on; ``model.weights`` themselves (not copies: read only) with it off."""
+        if not self.uses_momentum:
+            return list(model.weights)
         beta = model.weights[0].dtype.type(self.momentum)
         out = []
         for l, w in enumerate(model.weights):
@@ -394,10 +431,13 @@ class SSNNBP(LearningRule):
         if T != int(self.n_steps) or y_spikes.shape != (T, sizes[-1]):
             raise ConfigError(f"spike trains of {T} / {y_spikes.shape} steps do not match T = {self.n_steps}")
         lr = self.learning_rate(model.epoch)
-        if int(st["n_acc"][0]) == 0 or any(f"look{l}" not in st for l in range(n_layers - 1)):
-            for l, w in enumerate(self.lookahead(model)):
-                st[f"look{l}"] = w if w is not model.weights[l] else w.copy()
-        look = [st[f"look{l}"] for l in range(n_layers - 1)]
+        if not self.uses_momentum:               # plain SGD: W changes only in _apply, after the passes
+            look = list(model.weights)
+        else:
+            if int(st["n_acc"][0]) == 0 or any(f"look{l}" not in st for l in range(n_layers - 1)):
+                for l, w in enumerate(self.lookahead(model)):
+                    st[f"look{l}"] = w if w is not model.weights[l] else w.copy()
+            look = [st[f"look{l}"] for l in range(n_layers - 1)]
         masks = [st[f"mask{l}"] for l in range(n_layers - 1)]
         x_spikes = np.ascontiguousarray(x_spikes, np.uint8)
         y_spikes = np.ascontiguousarray(y_spikes, np.uint8)
@@ -447,17 +487,26 @@ class SSNNBP(LearningRule):
                            dw_norm, loss, lr, record, y_spikes, applied)
 
     def _apply(self, model: Model, lr: float) -> None:
-        """Nesterov update from the accumulators; resets them."""
+        """Update from the accumulators (plain SGD, or Nesterov with momentum); resets them.
+
+        ``dW = acc / (n T)`` over the ``n`` accumulated samples; plain SGD
+        ``W += eta dW``; Nesterov ``M = beta M + eta dW``, ``W += M``.
+        """
+        self._init_state(model)
         st = model.state
         n = max(int(st["n_acc"][0]), 1)
         T = int(self.n_steps)
         beta = float(self.momentum)
         for l, w in enumerate(model.weights):
             acc = st[f"acc{l}"]
-            mom = st[f"mom{l}"]
-            mom *= mom.dtype.type(beta)
-            mom += (acc * (lr / (n * T))).astype(mom.dtype)
-            w += mom
+            step = (acc * (lr / (n * T))).astype(w.dtype)
+            if beta > 0.0:
+                mom = st[f"mom{l}"]
+                mom *= mom.dtype.type(beta)
+                mom += step
+                w += mom
+            else:
+                w += step
             acc[:] = 0.0
         st["n_acc"][0] = 0
         for l, w in enumerate(model.weights, start=1):
@@ -529,7 +578,7 @@ class SSNNBP(LearningRule):
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:
-        """Output spike counts (n, C) at the look-ahead weights, no dropout.
+        """Output spike counts (n, C) at the look-ahead weights (``W`` without momentum), no dropout.
 
         Input spikes come from ``default_rng([PREDICT_SEED, crc32(sample bytes)])``.
         """

@@ -3,7 +3,7 @@
 Network: 784-1000-10 (the authors' HEAD / RPU v2 width), minibatch 50, RPU
 (coincidence) update, authors' defaults otherwise, float32 weights.  Timing:
 ms per training sample at T = 51 and T = 301, as the mean over whole
-minibatches (so the per-batch Nesterov update is included) after one warm-up
+minibatches (so the per-batch update, plain SGD by default, is included) after one warm-up
 batch.  The reference is ``tests/naive_ssnn.batch_update`` (NumPy: direct
 convolution over the M lags, matrix products for currents and coincidences,
 whole-train WTA relaxation) on the same input and target spike trains.
@@ -57,7 +57,7 @@ def _time_case(T: int, n_batches: int, n_ref_batches: int, X, Y) -> dict:
     eng = (time.perf_counter() - t0) / (n - BATCH) * 1e3
     p = {k: rule.param.values()[k] for k in PARAM_KEYS}
     w = [w.copy() for w in model.weights]
-    m = [model.state[f"mom{l}"].copy() for l in range(2)]
+    m = [model.state.get(f"mom{l}", np.zeros_like(w[l])).copy() for l in range(2)]   # none with plain SGD
     t0 = time.perf_counter()
     n_ref = 0
     for b in range(n_ref_batches):

@@ -149,13 +149,14 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
 def test_one_update_matches_numpy(cfg, tiny):
-    rule = make_rule("ssnn", batch_size=3, lr=0.5, **cfg)
+    """Nesterov momentum on (beta = 0.9) with a non-zero velocity: the look-ahead matters."""
+    rule = make_rule("ssnn", batch_size=3, lr=0.5, momentum=0.9, **cfg)
     arch = Architecture(n_inputs=784, hidden=[64], n_outputs=10)
     model = rule.build(arch, np.random.default_rng(3))
     rng = np.random.default_rng(11)
-    for m in model.state:                                    # non-zero momentum: look-ahead matters
-        if m.startswith("mom"):
-            model.state[m][:] = rng.normal(0, 0.01, model.state[m].shape)
+    assert not any(k.startswith("mom") for k in model.state), "the velocity is made lazily"
+    for l, w in enumerate(model.weights):                    # kept by the rule's lazy initialisation
+        model.state[f"mom{l}"] = rng.normal(0, 0.01, w.shape).astype(w.dtype)
     masks = [(rng.random(784) >= 0.2).astype(np.uint8), (rng.random(64) >= 0.3).astype(np.uint8)]
     model.state["mask0"], model.state["mask1"] = masks[0].copy(), masks[1].copy()
     T = rule.n_steps
@@ -188,6 +189,118 @@ def test_one_update_matches_numpy(cfg, tiny):
         assert not np.array_equal(model.weights[l], w0[l]) or l == 0 and cfg.get("backward_w") == "raw"
     if cfg.get("backward_w") != "raw" and "n_steps" not in cfg:
         assert sum(np.abs(f.signal[1]).sum() for f in frames) > 0, "hidden gradient streams never fired"
+
+
+def _batch(tiny, rule, n_hidden=64, seed=11, n=3):
+    """A model, fixed dropout masks and ``n`` encoded samples (input spikes, target train, label)."""
+    model = rule.build(Architecture(n_inputs=784, hidden=[n_hidden], n_outputs=10), np.random.default_rng(3))
+    rng = np.random.default_rng(seed)
+    masks = [(rng.random(784) >= 0.2).astype(np.uint8), (rng.random(n_hidden) >= 0.3).astype(np.uint8)]
+    model.state["mask0"], model.state["mask1"] = masks[0].copy(), masks[1].copy()
+    T = rule.n_steps
+    samples = []
+    for k in range(n):
+        x = tiny.x_train[k].astype(np.float32) / 255
+        yt = np.zeros((T, 10), np.uint8)
+        yt[:, int(tiny.y_train[k])] = rng.random(T) < 0.5
+        samples.append(((rng.random((T, 784)) < x).astype(np.uint8), yt, int(tiny.y_train[k])))
+    return model, masks, samples
+
+
+def _naive_params(rule):
+    return {k: rule.param.values()[k] for k in ("tau_frac", "tau_grad_frac", "v_th", "v_th_grad", "threshold",
+                                                 "wta_iter", "w_inh", "error_gain", "backward_w",
+                                                 "backproj_scale", "update", "momentum", "lr", "wta")}
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", dict(rtol=1e-6, atol=1e-7)),
+                                       ("float64", dict(rtol=1e-12, atol=1e-15))])
+@pytest.mark.parametrize("update", ["coincidence", "rate"])
+def test_default_update_is_plain_sgd(tiny, dtype, tol, update):
+    """Authors' executed optimiser: W_new = W_old + lr dW (dW = -gradient, the batch-averaged
+    coincidence counts computed at W itself); no velocity, no look-ahead."""
+    rule = make_rule("ssnn", batch_size=3, lr=0.5, dtype=dtype, update=update)
+    assert rule.momentum == 0.0
+    model, masks, samples = _batch(tiny, rule)
+    w0 = [w.copy() for w in model.weights]
+    frames = [rule.step_spikes(model, xs, ys, y, Record()) for xs, ys, y in samples]
+    assert frames[-1].extras["batch_applied"]
+    # hand computation with the NumPy twin, at W (the passes see W, not a look-ahead)
+    p = _naive_params(rule)
+    passes = [naive_ssnn.sample_pass(w0, xs, ys, masks, p) for xs, ys, _ in samples]
+    T = rule.n_steps
+    for f, ps in zip(frames, passes):
+        for l in range(3):
+            np.testing.assert_array_equal(f.counts[l], ps["s"][l].sum(0), err_msg=f"layer {l} counts")
+    for l in range(2):
+        dw = sum(ps["dw"][l] for ps in passes) / (3 * T)            # descent direction (= -dL/dW)
+        expect = w0[l] + (rule.lr * dw).astype(w0[l].dtype)
+        np.testing.assert_allclose(model.weights[l], expect, **tol, err_msg=f"W{l + 1}, {dtype}, {update}")
+        assert not np.array_equal(model.weights[l], w0[l]), f"W{l + 1} did not move"
+    assert not any(k.startswith(("mom", "look")) for k in model.state), sorted(model.state)
+
+
+def test_momentum_switch_gives_the_nesterov_step(tiny):
+    """momentum = 0.9: the first batch equals SGD (zero velocity); the second uses the look-ahead
+    W + 0.9 M and steps 0.9 M + lr dW, unlike plain SGD; switching back off drops the velocity."""
+    sgd = make_rule("ssnn", batch_size=3, lr=0.5)
+    nes = make_rule("ssnn", batch_size=3, lr=0.5, momentum=0.9)
+    model_a, masks, samples = _batch(tiny, sgd, n=6)
+    model_b = model_a.copy()
+    w0 = [w.copy() for w in model_a.weights]
+    p = _naive_params(nes)
+    ref_w, ref_m, _ = naive_ssnn.batch_update(w0, [np.zeros_like(w) for w in w0], [s[0] for s in samples[:3]],
+                                              [s[1] for s in samples[:3]], masks, p)
+    for xs, ys, y in samples[:3]:
+        sgd.step_spikes(model_a, xs, ys, y)
+        nes.step_spikes(model_b, xs, ys, y)
+    for l in range(2):
+        np.testing.assert_allclose(model_b.weights[l], model_a.weights[l], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model_b.weights[l], ref_w[l], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model_b.state[f"mom{l}"], ref_m[l], rtol=1e-6, atol=1e-7)
+    w1a = [w.copy() for w in model_a.weights]
+    w1b = [w.copy() for w in model_b.weights]
+    ref_w2, ref_m2, _ = naive_ssnn.batch_update(w1b, [model_b.state[f"mom{l}"].copy() for l in range(2)],
+                                                [s[0] for s in samples[3:]], [s[1] for s in samples[3:]], masks, p)
+    for xs, ys, y in samples[3:]:
+        sgd.step_spikes(model_a, xs, ys, y)
+        nes.step_spikes(model_b, xs, ys, y)
+    for l in range(2):
+        np.testing.assert_allclose(model_b.weights[l], ref_w2[l], rtol=1e-6, atol=1e-7, err_msg=f"Nesterov W{l + 1}")
+        step_b = model_b.weights[l].astype(np.float64) - w1b[l]
+        step_a = model_a.weights[l].astype(np.float64) - w1a[l]
+        # the momentum step carries 0.9 x the previous step; plain SGD does not
+        carried = 0.9 * (w1b[l].astype(np.float64) - w0[l])
+        assert np.linalg.norm(step_b - step_a) > 0.5 * np.linalg.norm(carried), f"W{l + 1}"
+    nes.momentum = 0.0
+    nes.step_spikes(model_b, *samples[0])
+    assert not any(k.startswith(("mom", "look")) for k in model_b.state)
+
+
+def test_momentum_checkpoints_load_either_way(tiny, tmp_path):
+    """The velocity is optional state: a momentum checkpoint loads into a plain-SGD rule and back."""
+    from spikewb.engine.training.trainer import Trainer
+    arch = Architecture(n_inputs=784, hidden=[30], n_outputs=10)
+    a = Trainer(make_rule("ssnn", batch_size=4, momentum=0.9), tiny, arch, seed=2)
+    for _ in range(6):
+        a.step()
+    assert "mom0" in a.model.state and "look0" in a.model.state
+    pa = a.save(tmp_path / "nesterov.npz")
+    b = Trainer(make_rule("ssnn", batch_size=4), tiny, arch, seed=2)
+    b.load_state(pa)
+    b.step()
+    assert "mom0" not in b.model.state
+    pb = b.save(tmp_path / "sgd.npz")
+    c = Trainer(make_rule("ssnn", batch_size=4, momentum=0.9), tiny, arch, seed=2)
+    c.load_state(pb)
+    for _ in range(4):
+        c.step()
+    assert "mom0" in c.model.state and np.all(np.isfinite(c.model.weights[0]))
+
+
+def test_presets_run_the_authors_plain_sgd():
+    from spikewb.engine.rules.ssnn import PRESETS
+    assert all(p["momentum"] == 0.0 for p in PRESETS.values())
 
 
 # ------------------------------------------------------------------ frames and minibatches
@@ -269,7 +382,7 @@ def test_learns_mnist_5k(mnist5k):
 
 
 #: Settings of the learning test (see docs/rules/ssnn.md for the measured curve).
-LEARN_PARAMS = dict()  # the defaults: fixed threshold, normalised backward W2, RPU update
+LEARN_PARAMS = dict()  # the defaults: fixed threshold, normalised backward W2, RPU update, plain SGD
 
 
 def test_coincidence_counts_and_norm():
