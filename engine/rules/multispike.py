@@ -22,11 +22,33 @@ Neuron (per layer, threshold :math:`\theta_l`, times in ms):
 Input: time-to-first-spike, pixel intensity :math:`x > 0` fires once at
 :math:`t = T_{in}(1 - x)`; black pixels are silent.
 
+Simulation window (``sim_window = "tau"``, default): the run lasts
+
+.. math::
+
+    t_{sim} = T_{in} + k \max(\tau_m, \tau_s)
+
+(``window_k`` :math:`k = 2`: 30 ms at the defaults 10 + 2 x 10 ms), so the
+response to the last input has :math:`k` of the slower time constants to play
+out whatever the taus are.  The input window :math:`T_{in}` stays fixed: it is
+the data's time scale, and scaling it with tau too would make the model exactly
+scale invariant (every count unchanged), hiding the tau dependence the paper
+studies.  ``sim_window = "fixed"``: :math:`t_{sim}` = ``t_max``.
+
+Spike buffers: a neuron emits at most ``max_spikes_hidden`` /
+``max_spikes_out`` spikes (the cap); later threshold crossings are simulated
+(with reset) but not emitted and counted as overflow.  The buffers start at
+:data:`BUFFER_START` spikes and grow to what the sample needs (a layer whose
+neurons cross threshold more often is simulated again with a buffer just
+large enough, up to the cap), so the default caps (:data:`MAX_SPIKE_CAP` = 4096
+hidden, :data:`MAX_SPIKE_CAP_OUT` = 16384 output) cost nothing while neurons fire
+a few times.
+
 Losses on the output spike times (``loss``):
 
 ``"ttfs-softmax"`` (default)
     :math:`L = -\log \mathrm{softmax}(-t^{(1)}/\tau_L)_y` on each output neuron's
-    first spike (a silent neuron counts as firing at ``t_max``, a constant with
+    first spike (a silent neuron counts as firing at :math:`t_{sim}`, a constant with
     no gradient), :math:`\partial L/\partial t_k^{(1)} = (\delta_{ky} - p_k)/\tau_L`.
     Decision: the earliest first output spike.
 ``"count"``
@@ -56,9 +78,10 @@ Reconstructed (unverified in the paper; the parameter exposing each choice):
 reset by subtraction (``cuba``: identical to reset-to-zero in continuous time);
 tied or free time constants (``tau_m``, ``tau_s`` are independent; the closed-form
 solver is used when ``tau_m = 2 tau_s``); loss form (``loss``, ``tau_loss``);
-spike buffers (``max_spikes_hidden``, ``max_spikes_out``); thresholds
+spike caps (``max_spikes_hidden``, ``max_spikes_out``); thresholds
 (``v_th_hidden``, ``v_th_out``); initialisation (``init_mean``, ``init_std``, ``init_mean_out``, ``init_std_out``);
-input window (``input_window``); optimiser and its settings (``optimizer``, ``lr``,
+input and simulation windows (``input_window``, ``sim_window``, ``window_k``,
+``t_max``); optimiser and its settings (``optimizer``, ``lr``,
 ``batch_size``); slope guard (``vdot_min``); reviving silent output neurons (``silent_weight``:
 an auxiliary loss on the mean potential of output neurons the loss needs but that stayed
 silent, whose exact gradient is added; the notes list "how non-firing neurons are handled"
@@ -66,8 +89,9 @@ as unverified).  Defaults were chosen on the
 embedded MNIST 5k subset (``docs/rules/multispike.md``), not read from the paper.
 
 Frame extras (all float32 unless stated): ``overflow`` (per layer 0..L, int32
-per neuron: threshold crossings beyond the spike buffer, not emitted),
-``overflow_total`` (int64 per layer), ``first_t`` (output first-spike times, inf
+per neuron: threshold crossings beyond the spike cap, not emitted),
+``overflow_total`` (int64 per layer), ``capped`` (int64 per layer: neurons
+that reached the cap, i.e. with overflow > 0), ``first_t`` (output first-spike times, inf
 when silent), ``p`` (softmax probabilities, TTFS loss), ``grad_norm`` (per weight
 layer, this sample's gradient norm), ``trace_t`` (time grid of ``v_trace``, ms),
 ``tau`` ((tau_m, tau_s) of this sample, ms; only when something is recorded),
@@ -89,6 +113,7 @@ training of spiking neural networks" (BATS), public code ``Florian-BACHO/bats``.
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import math
@@ -103,8 +128,18 @@ from spikewb.engine.config import njit
 from spikewb.engine.network import Architecture, Model, layer_names
 from spikewb.engine.rules.base import ArraySpec, LearningRule, label_in_range, register
 
-#: Points of the potential trace of a recorded neuron over [0, t_max].
+log = logging.getLogger(__name__)
+
+#: Points of the potential trace of a recorded neuron over [0, t_sim].
 TRACE_POINTS = 256
+#: Spikes per neuron a layer's buffer holds at first; it grows (one more pass of
+#: that layer) when a neuron crosses threshold more often, up to the rule's cap.
+BUFFER_START = 16
+#: Largest spike cap per hidden neuron the parameters accept (buffer memory: n_hidden x cap x 8 bytes
+#: per array when a neuron gets there); also the default.
+MAX_SPIKE_CAP = 4096
+#: The same for output neurons: their layer is only n_classes wide, so the cap can be higher.
+MAX_SPIKE_CAP_OUT = 16384
 #: Adam constants.
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
@@ -140,6 +175,25 @@ def _adam(w, gbuf, m, v, n, lr, c1, c2, b1, b2, eps, sgd):
     return np.sqrt(s)
 
 
+def layer_forward_grown(ev_t, ev_j, w, *, tau_m: float, tau_s: float, v_th: float, t_max: float,
+                        cap: int, start: int = BUFFER_START) -> cuba.LayerSpikes:
+    """:func:`cuba.layer_forward` with at most ``cap`` spikes per neuron and a buffer that grows.
+
+    The first pass uses a buffer of ``min(start, cap)``; the kernel counts every
+    crossing beyond it (``overflow``), so when some neuron overflowed, one more
+    pass with a buffer of ``min(cap, max(n + overflow))`` gives exactly the
+    result of a fixed ``cap``-wide buffer (same spikes, same overflow), only the
+    buffer's width ``t.shape[1]`` differs.
+    """
+    size = max(1, min(int(start), int(cap)))
+    kw = dict(tau_m=tau_m, tau_s=tau_s, v_th=v_th, t_max=t_max)
+    ls = cuba.layer_forward(ev_t, ev_j, w, max_spikes=size, **kw)
+    if size < cap and ls.overflow.any():
+        need = int((ls.n + ls.overflow).max())
+        ls = cuba.layer_forward(ev_t, ev_j, w, max_spikes=min(need, int(cap)), **kw)
+    return ls
+
+
 def ttfs_softmax(first_t: np.ndarray, label: int, tau_loss: float, t_max: float = np.inf):
     """Loss, dL/dt of each first spike and the probabilities of the TTFS softmax.
 
@@ -164,6 +218,20 @@ def ttfs_softmax(first_t: np.ndarray, label: int, tau_loss: float, t_max: float 
     g = np.where(fired, (onehot - p) / tau_loss, 0.0)
     loss = float(-np.log(max(p[label], 1e-300)))
     return loss, g, p
+
+
+_CAPPED_WARNED = False
+
+
+def _warn_capped_once(capped: np.ndarray, caps: list[int]) -> None:
+    """Log (once per process) that neurons reached their spike cap."""
+    global _CAPPED_WARNED
+    if _CAPPED_WARNED:
+        return
+    _CAPPED_WARNED = True
+    log.warning("multispike: %s neurons per layer reached their spike cap (caps %s); later threshold "
+                "crossings are not emitted (Frame extras 'capped', 'overflow'); raise max_spikes_hidden / "
+                "max_spikes_out if this is not intended", capped[1:].tolist(), caps)
 
 
 @register
@@ -216,13 +284,26 @@ class MultiSpikeBP(LearningRule):
                             doc="Threshold of output neurons, also subtracted on reset (unverified).")
     input_window = param.Number(10.0, bounds=(0.01, 1000.0), softbounds=(1.0, 100.0), step=0.5,
                                 label="Input window T_in (ms)",
-                                doc="Pixel x fires once at T_in (1 - x); black pixels are silent.")
+                                doc="Pixel x fires once at T_in (1 - x); black pixels are silent. Fixed "
+                                    "when tau changes: it is the data's time scale.")
+    sim_window = param.Selector(default="tau", objects=["tau", "fixed"], label="Simulation window rule",
+                                doc="tau: simulate T_in + k max(tau_m, tau_s) ms (k = window_k; 30 ms at the "
+                                    "default taus), so slow neurons get time to respond; fixed: t_max ms.")
+    window_k = param.Number(2.0, bounds=(0.0, 100.0), softbounds=(0.5, 10.0), step=0.5,
+                            label="Window after input (x max tau)",
+                            doc="Simulated time after the input window, in units of the slower time constant "
+                                "(sim_window = tau; ours, chosen to give the former 30 ms at 10 / 5 ms).")
     t_max = param.Number(30.0, bounds=(0.01, 10000.0), softbounds=(1.0, 200.0), step=1.0,
-                         label="Simulation time (ms)", doc="Spikes after this time are not simulated.")
-    max_spikes_hidden = param.Integer(5, bounds=(1, 256), label="Spike buffer, hidden (spikes)",
-                                      doc="Most spikes a hidden neuron emits (BATS: 5); later crossings "
-                                          "are counted as overflow.")
-    max_spikes_out = param.Integer(10, bounds=(1, 256), label="Spike buffer, output (spikes)",
+                         label="Simulation time, fixed rule (ms)",
+                         doc="Simulated time when sim_window = fixed; spikes after it are not simulated.")
+    max_spikes_hidden = param.Integer(MAX_SPIKE_CAP, bounds=(1, MAX_SPIKE_CAP),
+                                      label="Spike cap, hidden (spikes)",
+                                      doc="Most spikes a hidden neuron emits; later crossings are simulated but "
+                                          "not emitted and counted as overflow. Buffers grow as needed, so a "
+                                          "high cap costs nothing (BATS: 5, which clips hidden neurons at "
+                                          "tau_s >= 2.5 ms; 1 = single-spike network).")
+    max_spikes_out = param.Integer(MAX_SPIKE_CAP_OUT, bounds=(1, MAX_SPIKE_CAP_OUT),
+                                   label="Spike cap, output (spikes)",
                                    doc="Most spikes an output neuron emits (BATS: 20 for the count loss).")
     init_mean = param.Number(2.0, bounds=(-100.0, 100.0), softbounds=(-5.0, 10.0), step=0.1,
                              label="Initial hidden weight mean (theta / sqrt(fan_in))",
@@ -251,9 +332,23 @@ class MultiSpikeBP(LearningRule):
     def _buffers(self, n_w: int) -> list[int]:
         return [int(self.max_spikes_hidden)] * (n_w - 1) + [int(self.max_spikes_out)]
 
+    @property
+    def t_sim(self) -> float:
+        """Simulated time per sample (ms): ``T_in + window_k max(tau_m, tau_s)``, or ``t_max`` (fixed rule)."""
+        if self.sim_window == "fixed":
+            return float(self.t_max)
+        return float(self.input_window) + float(self.window_k) * max(float(self.tau_m), float(self.tau_s))
+
     def _check(self) -> None:
-        cuba.check_taus(float(self.tau_m), float(self.tau_s), float(self.t_max))
-        if self.input_window > self.t_max:
+        t_sim = self.t_sim
+        try:
+            cuba.check_taus(float(self.tau_m), float(self.tau_s), t_sim)
+        except ConfigError as exc:
+            if self.sim_window == "tau" and "t_max" in str(exc):
+                raise ConfigError(f"{exc} (the simulation window T_in + window_k max(tau) = {t_sim:g} ms; "
+                                  "lower window_k or use sim_window = fixed)") from None
+            raise
+        if self.input_window > t_sim:
             raise ConfigError(f"input_window = {self.input_window} ms exceeds t_max = {self.t_max} ms; "
                               "lengthen the simulation or shorten the input window")
 
@@ -269,10 +364,17 @@ class MultiSpikeBP(LearningRule):
         return np.where(x > 0.0, float(self.input_window) * (1.0 - x), np.inf)
 
     def _forward(self, model: Model, x: np.ndarray):
+        """Input events and every layer's spikes (:func:`layer_forward_grown`, caps from the parameters)."""
         n_w = len(model.weights)
-        return cuba.network_forward(self.encode(x), model.weights, tau_m=float(self.tau_m),
-                                    tau_s=float(self.tau_s), v_th=self._thresholds(n_w), t_max=float(self.t_max),
-                                    max_spikes=self._buffers(n_w))
+        ev = cuba.input_events(self.encode(x))
+        tau_m, tau_s, t_sim = float(self.tau_m), float(self.tau_s), self.t_sim
+        layers = []
+        cur_t, cur_j = ev[0], ev[1]
+        for w, th, cap in zip(model.weights, self._thresholds(n_w), self._buffers(n_w)):
+            ls = layer_forward_grown(cur_t, cur_j, w, tau_m=tau_m, tau_s=tau_s, v_th=th, t_max=t_sim, cap=cap)
+            layers.append(ls)
+            cur_t, cur_j = ls.ev_t, ls.ev_j
+        return ev, layers
 
     def _decide(self, out: cuba.LayerSpikes) -> int:
         first = np.where(out.n > 0, out.t[:, 0], np.inf)
@@ -329,7 +431,7 @@ class MultiSpikeBP(LearningRule):
         first = np.where(out.n > 0, out.t[:, 0], np.inf)
         g = np.zeros_like(out.t)
         if self.loss == "ttfs-softmax":
-            loss, g1, p = ttfs_softmax(first, y, float(self.tau_loss), float(self.t_max))
+            loss, g1, p = ttfs_softmax(first, y, float(self.tau_loss), self.t_sim)
             g[:, 0] = g1
             return loss, g, first, p
         target = np.full(out.n.shape, float(self.count_false))
@@ -344,10 +446,10 @@ class MultiSpikeBP(LearningRule):
     def _silent_aux(self, model: Model, ev_in, layers, y: int):
         """Auxiliary loss on needed-but-silent output neurons, its dL/dw and its dL/dt of the layer below.
 
-        ``L_aux = -lambda / (theta t_max) * integral_0^t_max V_k(t) dt`` summed over
+        ``L_aux = -lambda / (theta t_sim) * integral_0^t_sim V_k(t) dt`` summed over
         silent output neurons ``k`` that should fire (TTFS loss: the label neuron;
         count loss: neurons with a positive target).  No resets happen in a
-        silent neuron, so the integral is ``sum_j w_jk sum_p Kint(t_max - t_j^p)``.
+        silent neuron, so the integral is ``sum_j w_jk sum_p Kint(t_sim - t_j^p)``.
         """
         out = layers[-1]
         lam = float(self.silent_weight)
@@ -360,7 +462,7 @@ class MultiSpikeBP(LearningRule):
         if lam == 0.0 or len(need) == 0:
             return 0.0, None, None
         ev_t, ev_j = (ev_in[0], ev_in[1]) if len(layers) == 1 else (layers[-2].ev_t, layers[-2].ev_j)
-        tm, ts, t_max = float(self.tau_m), float(self.tau_s), float(self.t_max)
+        tm, ts, t_max = float(self.tau_m), float(self.tau_s), self.t_sim
         theta = float(self.v_th_out)
         c = lam / (theta * t_max)
         kint = cuba.kappa_integral(t_max - ev_t, tm, ts)
@@ -465,13 +567,17 @@ class MultiSpikeBP(LearningRule):
             spike_t = (ev_in[0].astype(np.float32), *(ls.ev_t.astype(np.float32) for ls in layers))
             spike_i = (ev_in[1].astype(np.int32), *(ls.ev_j.astype(np.int32) for ls in layers))
         overflow = (np.zeros(sizes[0], np.int32), *(ls.overflow.astype(np.int32) for ls in layers))
+        capped = np.array([int(np.count_nonzero(o)) for o in overflow], np.int64)
+        if capped.any():
+            _warn_capped_once(capped, self._buffers(len(model.weights)))
         extras = dict(overflow=overflow,
-                      overflow_total=np.array([int(o.sum()) for o in overflow], np.int64),
+                      overflow_total=np.array([int(o.sum()) for o in overflow], np.int64), capped=capped,
                       first_t=info["first"].astype(np.float32), p=np.asarray(info["p"], np.float32),
                       grad_norm=grad_norm.astype(np.float32))
         if record.any:  # the time constants this sample ran with (views label plots with them)
             extras["tau"] = np.array([self.tau_m, self.tau_s], np.float32)
-        trace_t = np.linspace(0.0, float(self.t_max), TRACE_POINTS)
+        t_sim = self.t_sim
+        trace_t = np.linspace(0.0, t_sim, TRACE_POINTS)
         n_rec = len(record.neurons)
         v_trace = np.zeros((n_rec, TRACE_POINTS), np.float32)
         i_trace = np.zeros((n_rec, TRACE_POINTS), np.float32)
@@ -517,7 +623,7 @@ class MultiSpikeBP(LearningRule):
             target[y] = float(self.count_true)
         return Frame(
             step=0, epoch=model.epoch, index=-1, label=int(y), prediction=prediction, loss=float(loss), lr=lr,
-            v_th=float(self.v_th_hidden if n_layers > 2 else self.v_th_out), duration=float(self.t_max),
+            v_th=float(self.v_th_hidden if n_layers > 2 else self.v_th_out), duration=t_sim,
             layer_names=layer_names(n_layers), layer_sizes=tuple(sizes), counts=tuple(counts),
             signal=tuple(signal), signal_name=self.signals, signal_raw=tuple(signal_raw),
             dw_norm=tuple(dw_norm), target=target, spike_t=spike_t, spike_i=spike_i,

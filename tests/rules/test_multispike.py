@@ -109,6 +109,81 @@ def test_overflow_counts_suppressed_crossings():
     np.testing.assert_allclose(capped.t, full.t[:, :3])
 
 
+@pytest.mark.parametrize("cap", [1, 3, 16, 17, 64])
+def test_grown_buffer_equals_fixed_buffer(cap):
+    """Growing the buffer (start 4, one more pass when a neuron overflows) gives exactly the
+    spikes and overflow of a fixed buffer of ``cap`` spikes."""
+    from spikewb.engine.rules.multispike import layer_forward_grown
+    rng = np.random.default_rng(8)
+    ev_t, ev_j, _ = cuba.input_events(rng.uniform(0, 3, 12))
+    w = rng.uniform(0.0, 2.0, (12, 7))
+    kw = dict(tau_m=10.0, tau_s=5.0, v_th=0.3, t_max=30.0)
+    fixed = cuba.layer_forward(ev_t, ev_j, w, max_spikes=cap, **kw)
+    grown = layer_forward_grown(ev_t, ev_j, w, cap=cap, start=4, **kw)
+    total = cuba.layer_forward(ev_t, ev_j, w, max_spikes=256, **kw)
+    assert total.n.max() > 16 and not total.overflow.any(), "the test layer should fire many times"
+    np.testing.assert_array_equal(grown.n, fixed.n, err_msg=f"cap {cap}")
+    np.testing.assert_array_equal(grown.overflow, fixed.overflow, err_msg=f"cap {cap}")
+    np.testing.assert_array_equal(grown.n + grown.overflow, total.n)
+    assert grown.t.shape[1] <= cap
+    for i in range(7):
+        np.testing.assert_array_equal(grown.t[i, :grown.n[i]], fixed.t[i, :fixed.n[i]])
+        np.testing.assert_array_equal(grown.vdot[i, :grown.n[i]], fixed.vdot[i, :fixed.n[i]])
+    np.testing.assert_array_equal(grown.ev_t, fixed.ev_t)
+
+
+@pytest.mark.parametrize("tau_s,tau_m", [(10.0, 20.0), (50.0, 100.0)])
+def test_no_neuron_capped_where_the_old_buffer_saturated(mnist5k, tau_s, tau_m):
+    """At tau settings where the former 5-spike hidden buffer clipped neurons (tau_s = 10 ms:
+    22 % of hidden neurons of 784-400-10 at initialisation) and at the top of the tau_s slider
+    (50 ms), the default caps leave no neuron capped on real samples (Frame overflow = 0)."""
+    rule = make_rule("multispike", tau_s=tau_s, tau_m=tau_m)
+    model = rule.build(Architecture(hidden=[400]), np.random.default_rng(0))
+    most = 0
+    for k in range(4):
+        x, y = mnist5k.x_train[k].astype(np.float32) / 255, int(mnist5k.y_train[k])
+        f = rule.train_step(model, x, y)
+        assert f.extras["overflow_total"].tolist() == [0, 0, 0], f"sample {k}, tau_s = {tau_s}"
+        assert f.extras["capped"].tolist() == [0, 0, 0]
+        assert f.duration == 10.0 + 2.0 * tau_m
+        most = max(most, int(f.counts[1].max()))
+    assert most > 5, f"hidden neurons fire at most {most} times: the old 5-spike buffer would not clip here"
+
+
+def test_spike_cap_still_caps_and_reports_capped_neurons(tiny):
+    """A cap of 1 (the tau sweep's single-spike network) emits one spike per neuron and counts the rest."""
+    rule = make_rule("multispike", max_spikes_hidden=1, max_spikes_out=1)
+    model = rule.build(Architecture(n_inputs=784, hidden=[20], n_outputs=10), np.random.default_rng(0))
+    f = rule.train_step(model, tiny.x_train[0].astype(np.float32) / 255, int(tiny.y_train[0]))
+    assert f.counts[1].max() <= 1 and f.counts[2].max() <= 1
+    for l in (1, 2):
+        assert f.extras["capped"][l] == np.count_nonzero(f.extras["overflow"][l])
+    assert f.extras["overflow_total"][1:].sum() > 0 and f.extras["capped"][1:].sum() > 0
+
+
+def test_simulation_window_follows_tau():
+    """t_sim = T_in + window_k max(tau_m, tau_s): 30 ms at the defaults; fixed rule: t_max."""
+    assert make_rule("multispike").t_sim == 30.0
+    assert make_rule("multispike", tau_s=20.0, tau_m=40.0).t_sim == 90.0
+    assert make_rule("multispike", tau_s=8.0, tau_m=5.0, window_k=3.0).t_sim == 34.0
+    assert make_rule("multispike", tau_s=0.5, tau_m=1.0).t_sim == 12.0
+    assert make_rule("multispike", tau_s=20.0, tau_m=40.0, sim_window="fixed", t_max=30.0).t_sim == 30.0
+    # spikes later than the former fixed 30 ms are simulated at slow time constants
+    rule = make_rule("multispike", tau_s=20.0, tau_m=40.0)
+    model = rule.build(Architecture(n_inputs=784, hidden=[50], n_outputs=10), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    _, layers = rule._forward(model, rng.uniform(0.3, 1.0, 784))
+    assert layers[0].ev_t.max() > 30.0 and layers[0].ev_t.max() <= 90.0
+
+
+def test_window_too_long_for_the_smallest_tau_is_refused():
+    from spikewb.engine.errors import ConfigError
+    rule = make_rule("multispike", tau_s=0.05, tau_m=1000.0)
+    with pytest.raises(ConfigError, match="window_k"):
+        rule.check_params()
+    make_rule("multispike", tau_s=0.05, tau_m=1000.0, sim_window="fixed", t_max=30.0).check_params()
+
+
 def test_silent_layer_and_no_input():
     ev_t, ev_j, _ = cuba.input_events(np.full(5, np.inf))
     ls = cuba.layer_forward(ev_t, ev_j, np.ones((5, 3)), tau_m=10.0, tau_s=5.0, v_th=1.0, t_max=20.0, max_spikes=4)
@@ -170,7 +245,7 @@ def test_gradient_matches_finite_differences(tau_m, tau_s, sizes):
 def test_rule_gradient_matches_finite_differences(loss_name, label):
     """The rule's own loss (first-spike softmax, plus the silent-label term) end to end."""
     rule = make_rule("multispike", loss=loss_name, dtype="float64", init_mean=3.0, init_std=1.5,
-                     init_mean_out=2.0, init_std_out=2.0, t_max=25.0)
+                     init_mean_out=2.0, init_std_out=2.0, sim_window="fixed", t_max=25.0)
     model = rule.build(Architecture(n_inputs=30, hidden=[10], n_outputs=4), np.random.default_rng(4))
     x = np.random.default_rng(5).uniform(0.2, 1.0, 30)
     y = 1
@@ -251,8 +326,9 @@ def test_frame_contents(tiny):
     for l in range(3):
         t, i = f.spikes(l)
         assert t.dtype == np.float32 and len(t) == f.counts[l].sum()
-        assert np.all(np.diff(t) >= 0) and np.all((t >= 0) & (t <= rule.t_max))
+        assert np.all(np.diff(t) >= 0) and np.all((t >= 0) & (t <= rule.t_sim))
     assert f.extras["overflow"][1].shape == (20,) and f.extras["overflow_total"].shape == (3,)
+    assert f.extras["capped"].shape == (3,) and f.duration == rule.t_sim == 30.0
     assert f.v_trace.shape == (2, len(f.extras["trace_t"]))
     for k, (layer, idx) in enumerate(f.trace_ids):
         n = f.counts[layer][idx]
