@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spikewb.engine.neurons import demo_models as teaching
-from spikewb.engine.rules.normad import ContinuousLIF
+from spikewb.engine.neurons.continuous_lif import ContinuousLIF
 from spikewb.workbench.pagestate import params_from_query, query_of
 
 

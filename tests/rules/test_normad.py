@@ -10,8 +10,8 @@ from spikewb.engine.errors import ConfigError
 from spikewb.engine.frame import Frame, Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule, rule_class, rule_names
-from spikewb.engine.rules.normad import (ContinuousLIF, NormAD, _backprop_delta, _hidden_update,
-                                 _lif_layer_run, _output_update)
+from spikewb.engine.neurons.continuous_lif import ContinuousLIF
+from spikewb.engine.rules.normad import NormAD, _backprop_delta, _hidden_update, _lif_layer_run, _output_update
 from spikewb.engine.training.tasks import SpikeTrains, TaskTrainer, train_task, converged_fraction, correlation, mapping_task, xor_task
 from tests import naive_normad as naive
 

@@ -5,7 +5,7 @@ the page: :func:`teaching_page` wraps it with a shareable URL (validated on
 load, rewritten on every change), a copy-link button, a presentation mode that
 hides the controls and enlarges the plots, and a tutorial text from
 ``assets/tutorials``.  The numbers come from :mod:`spikewb.engine.neurons.demo_models` and the
-NormAD neuron (:class:`spikewb.engine.rules.normad.ContinuousLIF`); plots are plain
+NormAD neuron (:class:`spikewb.engine.neurons.continuous_lif.ContinuousLIF`); plots are plain
 Bokeh figures whose sources are replaced when a parameter moves.
 """
 
@@ -21,7 +21,7 @@ from bokeh.plotting import figure
 
 from spikewb import package_dir
 from spikewb.engine.neurons import demo_models as teaching
-from spikewb.engine.rules.normad import ContinuousLIF
+from spikewb.engine.neurons.continuous_lif import ContinuousLIF
 
 from spikewb.workbench.pagestate import UrlState
 from spikewb.workbench.server.safetext import as_markdown
