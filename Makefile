@@ -35,7 +35,7 @@ browser:
 ## test: set up and run the whole test suite (unit, learning, real-browser)
 test: $(STAMP) browser
 	$(BIN)/spikewb warm
-	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 --durations=30 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)
