@@ -187,6 +187,12 @@ class LearningRule(param.Parameterized):
         """
         return steps_per_sample(self.param.values(), self.key, self.event_driven)
 
+    def signal_threshold(self, layer: int, n_layers: int) -> float | None:
+        """Threshold that turns layer ``layer``'s raw signal (``Frame.signal_raw``) into its
+        learning signal (``Frame.signal``), for the views to draw; None where the rule has
+        none (the default).  ``n_layers`` counts the input layer."""
+        return None
+
     @classmethod
     def warm_kernels(cls) -> None:
         """Compile (or load from numba's cache) the kernels one short training step on

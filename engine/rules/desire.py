@@ -221,6 +221,16 @@ class DesireBP(LearningRule):
                                doc="Probability of dropping a hidden neuron for a sample "
                                    "(paper: 0.3 MNIST, 0.40 Fashion-MNIST).")
 
+    def signal_threshold(self, layer: int, n_layers: int) -> float | None:
+        """``alpha_out`` on the output error, ``alpha_hid`` on the back-projected sums.
+
+        >>> DesireBP().signal_threshold(3, 4), DesireBP().signal_threshold(1, 4), DesireBP().signal_threshold(0, 4)
+        (0.3, 0.05, None)
+        """
+        if layer == n_layers - 1:
+            return float(self.alpha_out)
+        return float(self.alpha_hid) if 1 <= layer < n_layers - 1 else None
+
     # ---------------------------------------------------------------- build
     def build(self, arch: Architecture, rng: np.random.Generator) -> Model:
         """Kaiming-normal weights, std sqrt(2 / fan_in), pre-major."""

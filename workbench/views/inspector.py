@@ -262,7 +262,7 @@ class InspectorView(pn.viewable.Viewer):
         if not show:
             return
         pos, neg = np.asarray(vp[k], np.float32), np.asarray(vn[k], np.float32)
-        th = float(f.extras.get("v_th_grad", getattr(self.session.rule, "v_th_grad", 1.0)))
+        th = float(f.extras.get("v_th_grad", 1.0))  # the rule records its gradient units' threshold
         self.gv_src.data = dict(t=_own(t), pos=_own(pos), neg=_own(neg))
         times, ys, colors, n = [], [], [], {}
         # each unit fires where its own potential exceeds the threshold (V- is the negated current's)
@@ -354,7 +354,7 @@ class InspectorView(pn.viewable.Viewer):
         if k is not None and k < len(contrib) and contrib[k].size:
             idx, vals = _top(contrib[k])
             total = float(contrib[k].sum())
-            alpha = float(getattr(rule, "alpha_hid", 0.0))
+            alpha = float(rule.signal_threshold(l, f.n_layers) or 0.0)
             self.con_src.data = dict(x=_own(np.arange(len(idx))), top=_own(vals),
                                      color=["#d6604d" if v > 0 else "#4393c3" for v in vals],
                                      name=[f"{l + 1}:{j}" for j in idx])
@@ -368,7 +368,7 @@ class InspectorView(pn.viewable.Viewer):
         elif l == f.n_layers - 1:
             self.con_src.data = dict(x=[], top=[], color=[], name=[])
             raw = float(f.signal_raw[l][i]) if f.signal_raw[l].size else float("nan")
-            alpha = getattr(rule, "alpha_out", None)  # only rules that threshold the error have one
+            alpha = rule.signal_threshold(l, f.n_layers)  # only rules that threshold the error have one
             limit = f" (threshold {alpha:g})" if alpha is not None else ""
             self.con_fig.title.text = f"Output neuron: error {raw:.3g}{limit} -> signal {f.signal[l][i]:+.3g}"
         # what it did
