@@ -141,17 +141,29 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
           arch: Optional[str] = typer.Option(None, help="Network kind of rules that have one (stidi: dense or "
                                                         "conv); the same as -p arch_kind=..."),
           binary: Optional[bool] = typer.Option(None, "--binary/--real", help="Binary weights (stidi); the same "
-                                                                              "as -p binary=true.")):
-    """Train a network headless, with a progress bar, per-epoch metrics and checkpoints."""
+                                                                              "as -p binary=true."),
+          record: Optional[int] = typer.Option(None, "--record", min=1, metavar="N",
+                                               help="Keep the frames of every N-th training sample in "
+                                                    "OUT/recording.npz (spikes of all layers, potentials of the "
+                                                    "first 3 neurons of each non-input layer, learning signals); "
+                                                    "with --resume the recording is continued.")):
+    """Train a network headless, with a progress bar, per-epoch metrics and checkpoints.
+
+    With ``--record N`` the run also keeps a recording (see
+    :mod:`spikewb.engine.recording`), written with every checkpoint; plot it
+    with :mod:`spikewb.workbench.plots`.
+    """
     from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_class
     from spikewb.engine.training.reproductions import rule_setup
+    from spikewb.engine.recording import RecordingTrainer
     from spikewb.engine.training.trainer import Trainer
 
     with _Guard():
         params = _parse_params(param)
         cls = rule_class(rule)
+        trainer_cls = RecordingTrainer if record else Trainer
         for name, value, flag in (("arch_kind", arch, "--arch"), ("binary", binary, "--binary")):
             if value is None:
                 continue
@@ -165,21 +177,55 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
             data = data.subset(n_train=train_limit)
         ckpt = out / "checkpoint.npz"
         if resume and ckpt.exists():
-            trainer = Trainer.from_checkpoint(ckpt, data=data, **params)
+            trainer = trainer_cls.from_checkpoint(ckpt, data=data, **params)
             typer.echo(f"resuming {ckpt} at epoch {trainer.epoch}, sample {trainer.position}")
         else:
             if resume:
                 typer.echo(f"no checkpoint at {ckpt}; starting fresh")
             rule_obj = make_rule(rule, **params)
             arch = Architecture(n_inputs=data.n_features, hidden=hidden_sizes, n_outputs=data.n_classes)
-            trainer = Trainer(rule_obj, data, arch, seed=seed)
+            trainer = trainer_cls(rule_obj, data, arch, seed=seed)
         trainer.eval_limit = eval_limit
         _write_config(out, trainer)
+        if record:
+            _attach_recording(trainer, out, record, resumed=resume and ckpt.exists())
         typer.echo(f"{rule} on {data!r}, network {trainer.arch.describe()}, seed {trainer.seed}")
         _fit_with_progress(trainer, epochs, out, progress)
         best = max((h.test_accuracy for h in trainer.history), default=float("nan"))
         typer.echo(f"done: final test accuracy {trainer.last_test_accuracy:.4f}, best {best:.4f}; "
-                   f"checkpoint {ckpt}, metrics {out / 'metrics.csv'}")
+                   f"checkpoint {ckpt}, metrics {out / 'metrics.csv'}"
+                   + (f", recording {trainer.recording_path} ({len(trainer.recording)} samples)" if record else ""))
+
+
+def _attach_recording(trainer, out: Path, every: int, resumed: bool) -> None:
+    """Give a RecordingTrainer its recording: OUT/recording.npz continued when resuming, else a new one.
+
+    A continued recording drops what lies past the checkpoint (samples from
+    ``trainer.steps`` on), so nothing is recorded twice; its epoch history is
+    the checkpoint's.  The recording is written whenever the checkpoint is.
+    """
+    from spikewb.engine.frame import Record
+    from spikewb.engine.recording import Recording, trace_first
+
+    path = out / "recording.npz"
+    sizes = tuple(trainer.model.sizes)
+    if resumed and path.exists():
+        rec = Recording.load(path)
+        if rec.every != every:
+            _fail(f"{path} keeps every {rec.every}-th sample, not every {every}-th: resume with --record "
+                  f"{rec.every}, or move the recording away to start a new one")
+        if rec.layer_sizes and rec.layer_sizes != sizes:
+            _fail(f"{path} was recorded on the network {'-'.join(map(str, rec.layer_sizes))}, not "
+                  f"{'-'.join(map(str, sizes))}: move it away to start a new one")
+        rec.truncate(trainer.steps)
+        typer.echo(f"continuing the recording {path} ({len(rec)} samples kept so far)")
+    else:
+        rec = Recording(every=every, record=Record(spikes=True, neurons=trace_first(sizes, 3)),
+                        info={"rule": trainer.rule.key, "dataset": trainer.data.name, "seed": trainer.seed,
+                              "network": trainer.arch.describe()})
+    rec.history = list(trainer.history)
+    trainer.recording = rec
+    trainer.recording_path = path
 
 
 def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
