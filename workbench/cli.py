@@ -149,9 +149,8 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
                                                     "with --resume the recording is continued.")):
     """Train a network headless, with a progress bar, per-epoch metrics and checkpoints.
 
-    With ``--record N`` the run also keeps a recording (see
-    :mod:`spikewb.engine.recording`), written with every checkpoint; plot it
-    with :mod:`spikewb.workbench.plots`.
+    With --record N the run also keeps OUT/recording.npz, written with every
+    checkpoint; plot it with spikewb.workbench.plots (docs/recordings.md).
     """
     from spikewb.engine.data.datasets import load_dataset
     from spikewb.engine.network import Architecture
