@@ -30,7 +30,7 @@ Engine names: :func:`load_dataset`, :class:`Dataset`, the encodings
 (:func:`rate_deterministic`, :func:`rate_bernoulli`, :func:`time_to_first_spike`),
 :class:`Architecture`, :func:`make_rule`, :func:`rule_class`, :func:`rule_names`,
 :class:`LearningRule`, :class:`Trainer`, :class:`Frame`, :class:`Record`,
-:data:`REPRODUCTIONS`.  Page components (these import Panel):
+:class:`Recording`, :data:`REPRODUCTIONS`.  Page components (these import Panel):
 :class:`TrainerWorkbench`, :class:`CompareApp`, :class:`ResultsPage`,
 :class:`DynamicsView`.
 """
@@ -56,6 +56,7 @@ _PUBLIC = {
     "Frame": "spikewb.engine.frame",
     "Record": "spikewb.engine.frame",
     "REPRODUCTIONS": "spikewb.engine.training.reproductions",
+    "Recording": "spikewb.engine.recording",
     "TrainerWorkbench": "spikewb.workbench.pages.trainer",
     "CompareApp": "spikewb.workbench.pages.compare",
     "ResultsPage": "spikewb.workbench.pages.results",

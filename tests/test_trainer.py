@@ -167,3 +167,25 @@ def test_non_positive_layer_size():
         Architecture(hidden=[10, 0])
     with pytest.raises(ConfigError, match="positive"):
         Architecture.parse_hidden("10,-3")
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (3,",        # EOF inside the dict: tokenize.TokenError
+    "{'descr': '<f4', 'fortran_order': False, 'shape': '''(3,)}",   # unterminated string
+    "[" * 3000,                                                      # nesting: RecursionError in the parser
+])
+def test_checkpoint_with_a_malformed_npy_header_is_a_checkpoint_error(trainer, tmp_path, header):
+    """NumPy parses a .npy header as Python source and, for a broken one, lets tokenize errors
+    (not ValueError) escape; the loader must still answer with a CheckpointError."""
+    import zipfile
+
+    good = trainer.save(tmp_path / "good.npz")
+    body = header.encode("latin1")
+    pad = 64 - (10 + len(body) + 1) % 64
+    raw = b"\x93NUMPY\x01\x00" + (len(body) + pad + 1).to_bytes(2, "little") + body + b" " * pad + b"\n"
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for i, info in enumerate(src.infolist()):
+            dst.writestr(info.filename, raw if i == 0 else src.read(info))
+    with pytest.raises(CheckpointError, match="unreadable header"):
+        load_checkpoint(bad)

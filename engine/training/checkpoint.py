@@ -21,7 +21,9 @@ import math
 import os
 import re
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +78,10 @@ def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tu
                 shape, _, dtype = fmt.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"npy version {version}")
-        except (ValueError, OSError, EOFError, SyntaxError, TypeError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"{where}: array {info.filename[:-4]!r} has an unreadable header ({exc})") from None
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError, zipfile.BadZipFile, zlib.error,
+                tokenize.TokenError, RecursionError) as exc:  # numpy parses the header as Python source
+            raise CheckpointError(f"{where}: array {info.filename[:-4]!r} has an unreadable header "
+                                  f"({type(exc).__name__})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         raise CheckpointError(f"{where}: array {info.filename[:-4]!r} has dtype {dtype}, which a checkpoint "
                               "never holds (plain numbers and the metadata text only)")
@@ -139,7 +143,7 @@ def read_arrays(path, max_bytes: int = CHECKPOINT_MAX_BYTES, name: str | None = 
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError, RuntimeError) as exc:
+            NotImplementedError, RuntimeError, zlib.error, tokenize.TokenError) as exc:
         raise CheckpointError(f"{where}: unreadable or corrupt checkpoint ({type(exc).__name__}: {exc})") from None
     return arrays
 
