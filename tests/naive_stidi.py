@@ -290,8 +290,9 @@ def stidi_step(layers, weights, x, y, p):
                     if fmaps[l][i, pp] >= 0:
                         mask[i, pp * M:(pp + 1) * M] = True
             d = fold_conv_grad(np.where(mask, d_dense, 0.0), fmaps[l], new[wi].shape[0], M)
+            # shared kernel: the sum over positions, times lr_conv, divided by 1, sqrt(P) or P
             n_pos = fmaps[l].shape[1]                                 # number of positions
-            d = d / {"mean": n_pos, "sqrt": np.sqrt(n_pos)}.get(p.get("conv_update", "sum"), 1.0)
+            d = d * p["lr_conv"] / {"mean": n_pos, "sqrt": np.sqrt(n_pos), "sum": 1.0}[p["conv_update"]]
         else:
             d = d_dense
         new[wi] += d
@@ -458,7 +459,7 @@ def vector_step(spec, weights, x, y, p):
         K = np.where(np.isfinite(t_pre)[:, :, None], K, 0.0)
         d = p["lr"] * (coefs[l].reshape(P, 1, M) * K).sum(axis=0)
         if kind == "conv":
-            d = d / {"mean": P, "sqrt": np.sqrt(P)}.get(p.get("conv_update", "sum"), 1.0)
+            d = d * p["lr_conv"] / {"mean": P, "sqrt": np.sqrt(P), "sum": 1.0}[p["conv_update"]]
         new[wi] += d
         wi += 1
     if np.isfinite(out.min()):

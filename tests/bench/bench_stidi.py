@@ -1,8 +1,9 @@
 """STiDi-BP: ms per sample for dense and convolutional networks vs a plain NumPy version.
 
-Networks: dense 784-400-10 (real and binary weights) and the default conv net
-28x28 -> conv 5x5 x16 -> pool 2 -> conv 5x5 x32 -> pool 2 -> dense 10, float32
-weights, rule defaults.  Engine: ``STiDiBP.train_step`` (event-driven numba
+Networks: dense 784-400-10 (real and binary weights), the default conv net
+28x28 -> conv 5x5 x32 -> pool 2 -> dense 10 (real and binary weights) and the
+two-layer conv net 28x28 -> conv 5x5 x16 -> pool 2 -> conv 5x5 x32 -> pool 2 ->
+dense 10 (the default before issue 21), float32 weights, rule defaults.  Engine: ``STiDiBP.train_step`` (event-driven numba
 kernels, ``engine/neurons/pwl.py``) and ``STiDiBP.predict``.  Reference:
 ``tests/naive_stidi.vector_step`` / ``vector_forward``, the same step written in
 vectorised NumPy (per-position breakpoint sort, ``cumsum`` of slope changes and
@@ -128,8 +129,10 @@ def run(quick: bool = False) -> list[dict]:
     rows = []
     rows += _case("dense 784-400-10", {}, X, Y, n, n_ref_dense)
     rows += _case("dense 784-400-10, binary weights", {"binary": True}, X, Y, n, n_ref_dense)
-    rows += _case("conv 28x28-c5x16-p2-c5x32-p2-10", {"arch_kind": "conv"}, X, Y, n, n_ref_conv)
-    rows += _case("conv 28x28-c5x16-p2-c5x32-p2-10, binary weights", {"arch_kind": "conv", "binary": True},
+    rows += _case("conv 28x28-c5x32-p2-10", {"arch_kind": "conv"}, X, Y, n, n_ref_conv)
+    rows += _case("conv 28x28-c5x32-p2-10, binary weights", {"arch_kind": "conv", "binary": True},
+                  X, Y, n, n_ref_conv)
+    rows += _case("conv 28x28-c5x16-p2-c5x32-p2-10", {"arch_kind": "conv", "conv_maps": [16, 32]},
                   X, Y, n, n_ref_conv)
     return rows
 
