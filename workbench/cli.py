@@ -188,7 +188,9 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
         _write_config(out, trainer)
         if record:
             _attach_recording(trainer, out, record, resumed=resume and ckpt.exists())
-        typer.echo(f"{rule} on {data!r}, network {trainer.arch.describe()}, seed {trainer.seed}")
+        typer.echo(f"{rule} on {data!r}, network "
+                   f"{getattr(trainer.rule, 'describe_network', lambda m: trainer.arch.describe())(trainer.model)}, "
+                   f"seed {trainer.seed}")
         _fit_with_progress(trainer, epochs, out, progress)
         best = max((h.test_accuracy for h in trainer.history), default=float("nan"))
         typer.echo(f"done: final test accuracy {trainer.last_test_accuracy:.4f}, best {best:.4f}; "
@@ -319,7 +321,9 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
         t0 = time.perf_counter()
         acc = trainer.evaluate(split, limit=limit)
         n = limit or len(trainer.data.y_test if split == "test" else trainer.data.y_train)
-        typer.echo(f"{trainer.rule.key} {trainer.arch.describe()} epoch {trainer.epoch} on "
+        typer.echo(f"{trainer.rule.key} "
+                   f"{getattr(trainer.rule, 'describe_network', lambda m: trainer.arch.describe())(trainer.model)} "
+                   f"epoch {trainer.epoch} on "
                    f"{trainer.data.name} {split} ({n} samples): accuracy {acc:.4f} "
                    f"({time.perf_counter() - t0:.1f} s)")
 
