@@ -168,3 +168,17 @@ def test_cookie_helpers_are_httponly_and_strict():
     assert reconnect.browser_id(kept) == bid and reconnect.queued_cookies(kept) == []
     bad = SimpleNamespace(protocol="http", cookies=SimpleCookie({reconnect.BROWSER_COOKIE: "x" * 10}))
     assert reconnect.browser_id(bad) != "x" * 10 and len(reconnect.queued_cookies(bad)) == 1
+
+
+def test_a_leaving_mark_with_the_pages_id_claims_an_attached_session():
+    """A reload's request can beat the leave beacon; the page-id cookie set on beforeunload
+    marks the page as leaving. Only its own page id, from its own browser, counts."""
+    reg, s = Registry(), FakeSession()
+    token = reg.attach(s, browser="B" * 43)
+    pid = reg.page_id(token)
+    assert pid and pid != token
+    assert reg.claim(token, "B" * 43) is None                       # no mark: a second tab
+    assert reg.claim(token, "B" * 43, leaving_mark="x" * 43) is None  # another page's id
+    assert reg.claim(token, "C" * 43, leaving_mark=pid) is None      # another browser
+    assert reg.claim(token, "B" * 43, leaving_mark=pid) is s         # the reload
+    assert reg.claim(token, "B" * 43, leaving_mark=pid) is None      # used up

@@ -208,16 +208,25 @@ class TrainerWorkbench(pn.viewable.Viewer):
         cannot read them; workbench/server/reconnect.py); the page only sends its token to
         ``POST /reattach``, which marks the page as leaving so that the next page of
         the same browser takes the training over (a second tab beside a live page
-        does not).  Never part of the URL.
+        does not).  Because a reload requests the new page before the beacon may have
+        arrived, the script also sets a 15-second cookie with the page's public id
+        (not its token) on ``beforeunload``; the new page's request carries it.
+        Never part of the URL.
         """
         from bokeh.models import CustomJS
 
+        page_id = reconnect.registry().page_id(self._token) or ""
         code = f"""
 const token = {json.dumps(self._token)};
+const pageId = {json.dumps(page_id)};
 let sent = false;
 const leave = () => {{
   if (sent) return;
   sent = true;
+  // before the next page is requested (a reload asks for it before this page's beacon may
+  // have arrived): this page's public id in a short-lived cookie marks it as leaving
+  document.cookie = "{reconnect.LEAVING_COOKIE}=" + pageId + "; path=/; max-age=15; samesite=strict" +
+                    (location.protocol === "https:" ? "; secure" : "");
   const url = new URL("reattach", location.href.replace(/[^/]*([?#].*)?$/, "")).href;
   if (!(navigator.sendBeacon && navigator.sendBeacon(url, token))) {{
     fetch(url, {{method: "POST", body: token, keepalive: true, credentials: "same-origin"}});

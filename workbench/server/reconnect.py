@@ -34,6 +34,12 @@ does not (the live page is not leaving: the new tab gets its own training);
 and a token replayed from another browser finds nothing, because that browser
 does not send the matching browser id.
 
+The beacon can arrive after the reload's request for the new page, so the
+leaving page also sets :data:`LEAVING_COOKIE` (its public page id, 15 s, from
+script on ``beforeunload``, which runs before the browser asks for the next
+page); a claim whose request carries the page id of the token's page counts
+that page as leaving.  The page id is not the token: alone it claims nothing.
+
 A reload asks for the new page *before* the old page's connection closes, so
 a token can be claimed while its page is still connected (leaving, not parked
 yet); the old page then sees that it no longer owns the session and lets go of
@@ -78,6 +84,8 @@ log = logging.getLogger(__name__)
 COOKIE = "spikewb_reattach"
 #: Name of the cookie (HttpOnly, set by the server) that carries the random id of the browser.
 BROWSER_COOKIE = "spikewb_browser"
+#: Name of the short-lived cookie a leaving page sets from script (its public page id, not its token).
+LEAVING_COOKIE = "spikewb_leaving"
 #: Seconds a page's "leaving" mark (``POST /reattach``) lets a new page of the same browser take over.
 LEAVING_S = 15.0
 #: Bytes of randomness in a token (``secrets.token_urlsafe`` gives 43 characters for 32).
@@ -115,6 +123,8 @@ class _Entry:
     browser: str | None = None
     #: ``time.monotonic()`` until which the page is marked as leaving (0: not leaving).
     leaving_until: float = 0.0
+    #: Public id of the page, set by its script into :data:`LEAVING_COOKIE` when it unloads.
+    page_id: str = ""
 
 
 class Registry:
@@ -141,8 +151,14 @@ class Registry:
         with self._lock:
             for old in [t for t, e in self._entries.items() if e.session is session]:
                 self._drop(old)
-            self._entries[token] = _Entry(session, browser=browser)
+            self._entries[token] = _Entry(session, browser=browser, page_id=new_token())
         return token
+
+    def page_id(self, token: str | None) -> str | None:
+        """The public page id of ``token``'s page (what its script marks as leaving)."""
+        with self._lock:
+            entry = self._entries.get(token) if token is not None else None
+            return entry.page_id if entry is not None else None
 
     def leaving(self, token, browser: str | None = None, seconds: float = LEAVING_S) -> bool:
         """Mark the page of ``token`` as going away (for ``seconds``), if ``browser`` is its browser."""
@@ -155,7 +171,7 @@ class Registry:
             entry.leaving_until = time.monotonic() + float(seconds)
             return True
 
-    def claim(self, token, browser: str | None = None) -> Any | None:
+    def claim(self, token, browser: str | None = None, leaving_mark: str | None = None) -> Any | None:
         """Take the session registered under ``token``, or None.
 
         Only a session that is parked, or whose page is marked leaving
@@ -170,7 +186,8 @@ class Registry:
             entry = self._entries.get(token)
             if entry is None or not _same(entry.browser, browser):
                 return None
-            if entry.timer is None and entry.leaving_until < time.monotonic():
+            marked = bool(leaving_mark) and bool(entry.page_id) and _same(leaving_mark, entry.page_id)
+            if entry.timer is None and entry.leaving_until < time.monotonic() and not marked:
                 return None  # its page is still open: a second tab gets its own training
             self._drop(token)
         if not entry.session.alive:
@@ -330,7 +347,8 @@ def claim_page(doc) -> Any | None:
     token = _cookie(request, COOKIE)
     if not valid_token(token):
         return None
-    return registry().claim(token, browser_id(request))
+    mark = _cookie(request, LEAVING_COOKIE)
+    return registry().claim(token, browser_id(request), mark if valid_token(mark) else None)
 
 
 def attach_page(session, doc) -> str:
