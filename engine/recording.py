@@ -70,13 +70,9 @@ and output neuron 3 traced):
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
-import tokenize
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -84,6 +80,7 @@ import numpy as np
 
 from spikewb.engine.errors import ConfigError, DataError
 from spikewb.engine.frame import Frame, Record
+from spikewb.engine.training.checkpoint import read_npz
 from spikewb.engine.training.trainer import EpochResult, Trainer
 
 #: Format version written into every recording; bumped on incompatible change.
@@ -468,73 +465,11 @@ def _split(a: np.ndarray, off: np.ndarray) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------ reading files
 
-def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a member's ``.npy`` header (nothing else of it is read)."""
-    fmt = np.lib.format
-    key = info.filename[:-4]
-    with zf.open(info) as fh:
-        try:
-            version = fmt.read_magic(fh)
-            if version == (1, 0):
-                shape, _, dtype = fmt.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, _, dtype = fmt.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"npy version {version}")
-        except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError,
-                tokenize.TokenError, zlib.error, zipfile.BadZipFile) as exc:  # numpy parses the header as Python
-            raise RecordingError(f"{where}: array {key!r} has an unreadable header ({type(exc).__name__}: "
-                                 f"{str(exc)[:200]})") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-        raise RecordingError(f"{where}: array {key!r} has dtype {dtype}, which a recording never holds "
-                             "(plain numbers and the metadata text only)")
-    if any(not isinstance(n, int) or n < 0 for n in shape):
-        raise RecordingError(f"{where}: array {key!r} declares an invalid shape {shape}")
-    return tuple(shape), dtype
-
-
 def _read_arrays(path: Path, max_bytes: int, where: str) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise RecordingError(f"recording not found: {where}")
-    if path.stat().st_size == 0:
-        raise RecordingError(f"{where}: the file is empty (0 bytes); a recording is a .npz archive written by "
-                             "Recording.save or `spikewb train --record N`")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            if len(infos) > 16 + 5 * MAX_LAYERS:
-                raise RecordingError(f"{where}: {len(infos)} archive members; not a Spike Workbench recording")
-            seen: set[str] = set()
-            plan = []
-            total = 0
-            for info in infos:
-                m = _MEMBER.match(info.filename)
-                if m is None:
-                    raise RecordingError(f"{where}: unknown array {info.filename[:80]!r} in the archive; "
-                                         "not a Spike Workbench recording")
-                key = m.group(1)
-                if key in seen:
-                    raise RecordingError(f"{where}: array {key!r} appears twice in the archive")
-                seen.add(key)
-                shape, dtype = _member_header(zf, info, where)
-                total += math.prod(shape) * dtype.itemsize
-                if total > max_bytes:
-                    raise RecordingError(f"{where}: the arrays declare {total / 1e6:,.0f} MB or more (array {key!r}: "
-                                         f"shape {shape}, {dtype}), more than the {max_bytes / 1e6:,.0f} MB read "
-                                         "from one recording")
-                plan.append((key, info))
-            if "meta" not in seen:
-                raise RecordingError(f"{where}: not a Spike Workbench recording (no metadata)")
-            arrays = {}
-            for key, info in plan:
-                with zf.open(info) as fh:
-                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
-    except RecordingError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError, RuntimeError, MemoryError, zlib.error) as exc:
-        raise RecordingError(f"{where}: unreadable or corrupt recording ({type(exc).__name__}: {exc})") from None
-    return arrays
+    return read_npz(path, member=_MEMBER, max_members=16 + 5 * MAX_LAYERS, max_bytes=max_bytes,
+                    error=RecordingError, kind="recording",
+                    members_hint="not a Spike Workbench recording",
+                    made_by="Recording.save or `spikewb train --record N`", name=where)
 
 
 def _int(meta: dict, key: str, where: str, lo: int, hi: int):

@@ -66,9 +66,11 @@ def _where(path: Path, name: str | None) -> str:
     return name if name is not None else path.name
 
 
-def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], np.dtype]:
+def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, error: type[Exception],
+                   kind: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from a member's ``.npy`` header (nothing else of it is read)."""
     fmt = np.lib.format
+    key = info.filename[:-4][:80]
     with zf.open(info) as fh:
         try:
             version = fmt.read_magic(fh)
@@ -78,74 +80,84 @@ def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tu
                 shape, _, dtype = fmt.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"npy version {version}")
-        except (ValueError, OSError, EOFError, SyntaxError, TypeError, zipfile.BadZipFile, zlib.error,
-                tokenize.TokenError, RecursionError) as exc:  # numpy parses the header as Python source
-            raise CheckpointError(f"{where}: array {info.filename[:-4]!r} has an unreadable header "
-                                  f"({type(exc).__name__})") from None
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError,
+                tokenize.TokenError, zlib.error, zipfile.BadZipFile) as exc:  # numpy parses the header as Python
+            raise error(f"{where}: array {key!r} has an unreadable header ({type(exc).__name__})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-        raise CheckpointError(f"{where}: array {info.filename[:-4]!r} has dtype {dtype}, which a checkpoint "
-                              "never holds (plain numbers and the metadata text only)")
+        raise error(f"{where}: array {key!r} has dtype {dtype}, which a {kind} never holds "
+                    "(plain numbers and the metadata text only)")
     if any(not isinstance(n, int) or n < 0 for n in shape):
-        raise CheckpointError(f"{where}: array {info.filename[:-4]!r} declares an invalid shape {shape}")
+        raise error(f"{where}: array {key!r} declares an invalid shape {shape}")
     return tuple(shape), dtype
 
 
-def read_arrays(path, max_bytes: int = CHECKPOINT_MAX_BYTES, name: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays of a checkpoint archive, with every limit checked before it is read.
+def read_npz(path, *, member: re.Pattern, max_members: int, max_bytes: int, error: type[Exception],
+             kind: str, members_hint: str, made_by: str, name: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive from outside, every limit checked before anything is read.
 
-    Member names must be ``meta``, ``w<l>`` or ``state_<name>``; each member's
-    ``.npy`` header is read first, and the declared sizes (shape x item size,
-    Python integers, no overflow) must add up to at most ``max_bytes`` before
-    any array is allocated.  Object arrays are refused (``allow_pickle=False``).
-    ``name`` is how messages call the file (default: its base name, never the
-    server's absolute path).
+    Shared by checkpoints (:func:`read_arrays`) and recordings
+    (:mod:`spikewb.engine.recording`).  Member names must match ``member``
+    (group 1 is the array's key), at most ``max_members`` of them, each once,
+    one called ``meta``; each member's ``.npy`` header is read first and the
+    declared sizes (shape x item size, Python integers, no overflow) must add
+    up to at most ``max_bytes`` before any array is allocated.  Object and
+    structured arrays are refused (``allow_pickle=False``).  Every problem is
+    raised as ``error`` with a message naming the file as ``name`` (default:
+    its base name, never the server's absolute path); ``kind`` ("checkpoint"),
+    ``members_hint`` (which names are allowed) and ``made_by`` (what writes such
+    files) make the messages.
     """
     path = Path(path)
     where = _where(path, name)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {where}")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{where}: the file is empty (0 bytes); a checkpoint is a .npz archive saved "
-                              "by this workbench or `spikewb train`")
+        raise error(f"{kind} not found: {where}")
+    if path.stat().st_size == 0:
+        raise error(f"{where}: the file is empty (0 bytes); a {kind} is a .npz archive written by {made_by}")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-            if len(infos) > 4096:
-                raise CheckpointError(f"{where}: {len(infos)} archive members; not a Spike Workbench checkpoint")
+            if len(infos) > max_members:
+                raise error(f"{where}: {len(infos)} archive members; not a Spike Workbench {kind}")
             seen: set[str] = set()
             plan = []
             total = 0
             for info in infos:
-                m = _MEMBER.match(info.filename)
+                m = member.match(info.filename)
                 if m is None:
-                    raise CheckpointError(f"{where}: unknown array {info.filename!r} in the archive; a checkpoint "
-                                          "holds only 'meta', 'w<l>' and 'state_<name>' arrays")
+                    raise error(f"{where}: unknown array {info.filename[:80]!r} in the archive; {members_hint}")
                 key = m.group(1)
                 if key in seen:
-                    raise CheckpointError(f"{where}: array {key!r} appears twice in the archive")
+                    raise error(f"{where}: array {key!r} appears twice in the archive")
                 seen.add(key)
-                shape, dtype = _member_header(zf, info, where)
-                n_bytes = math.prod(shape) * dtype.itemsize
-                total += n_bytes
+                shape, dtype = _member_header(zf, info, where, error, kind)
+                total += math.prod(shape) * dtype.itemsize
                 if total > max_bytes:
-                    raise CheckpointError(
-                        f"{where}: the arrays declare {total / 1e6:,.0f} MB or more (array {key!r}: shape "
-                        f"{shape}, {dtype}), more than the {max_bytes / 1e6:,.0f} MB this server reads from "
-                        "one checkpoint")
+                    raise error(f"{where}: the arrays declare {total / 1e6:,.0f} MB or more (array {key!r}: "
+                                f"shape {shape}, {dtype}), more than the {max_bytes / 1e6:,.0f} MB read from "
+                                f"one {kind}")
                 plan.append((key, info))
             if "meta" not in seen:
-                raise CheckpointError(f"{where}: not a Spike Workbench checkpoint (no metadata)")
+                raise error(f"{where}: not a Spike Workbench {kind} (no metadata)")
             arrays = {}
             for key, info in plan:
                 with zf.open(info) as fh:
                     arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
-    except CheckpointError:
+    except error:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError, RuntimeError, zlib.error, tokenize.TokenError) as exc:
-        raise CheckpointError(f"{where}: unreadable or corrupt checkpoint ({type(exc).__name__}: {exc})") from None
+            NotImplementedError, RuntimeError, MemoryError, zlib.error, tokenize.TokenError) as exc:
+        raise error(f"{where}: unreadable or corrupt {kind} ({type(exc).__name__}: {str(exc)[:200]})") from None
     return arrays
+
+
+def read_arrays(path, max_bytes: int = CHECKPOINT_MAX_BYTES, name: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint archive, with every limit checked before it is read (:func:`read_npz`).
+
+    Member names must be ``meta``, ``w<l>`` or ``state_<name>``.
+    """
+    return read_npz(path, member=_MEMBER, max_members=4096, max_bytes=max_bytes, error=CheckpointError,
+                    kind="checkpoint", members_hint="a checkpoint holds only 'meta', 'w<l>' and "
+                    "'state_<name>' arrays", made_by="this workbench or `spikewb train`", name=name)
 
 
 def load_checkpoint(path, max_bytes: int = CHECKPOINT_MAX_BYTES,
