@@ -80,7 +80,7 @@ import numpy as np
 
 from spikewb.engine.errors import ConfigError, DataError
 from spikewb.engine.frame import Frame, Record
-from spikewb.engine.training.checkpoint import read_npz
+from spikewb.engine.training.checkpoint import pop_meta, read_npz
 from spikewb.engine.training.trainer import EpochResult, Trainer
 
 #: Format version written into every recording; bumped on incompatible change.
@@ -540,18 +540,7 @@ def _offset_array(arrays: dict, key: str, where: str, n: int, total: int) -> np.
 
 
 def _from_arrays(cls, arrays: dict[str, np.ndarray], where: str) -> Recording:
-    raw = arrays.pop("meta")
-    if raw.shape != () or raw.dtype.kind != "U" or raw.dtype.itemsize > 4 * MAX_META_CHARS:
-        raise RecordingError(f"{where}: the metadata is not a text document (shape {raw.shape}, {raw.dtype})")
-    try:
-        meta = json.loads(str(raw))
-    except (ValueError, RecursionError) as exc:
-        raise RecordingError(f"{where}: unreadable metadata ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict):
-        raise RecordingError(f"{where}: the metadata is not a JSON object")
-    if meta.get("format") != RECORDING_FORMAT or isinstance(meta.get("format"), bool):
-        raise RecordingError(f"{where}: recording format {str(meta.get('format'))[:40]!r} is not supported "
-                             f"(this version reads format {RECORDING_FORMAT})")
+    meta = pop_meta(arrays, where, RecordingError, "recording", RECORDING_FORMAT, MAX_META_CHARS)
     n = _int(meta, "n_samples", where, 0, 2**40)
     every = _int(meta, "every", where, 1, 2**40)
     sizes = _int_list(meta.get("layer_sizes"), where, "layer_sizes", None, 1, 2**31 - 1)

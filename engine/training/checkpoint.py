@@ -150,6 +150,25 @@ def read_npz(path, *, member: re.Pattern, max_members: int, max_bytes: int, erro
     return arrays
 
 
+def pop_meta(arrays: dict[str, np.ndarray], where: str, error: type[Exception], kind: str,
+             fmt: int, max_chars: int = MAX_META_CHARS) -> dict[str, Any]:
+    """Take the ``meta`` text out of ``arrays`` (from :func:`read_npz`) and parse it: a JSON
+    object of format ``fmt``, at most ``max_chars`` characters; else ``error``."""
+    raw = arrays.pop("meta")
+    if raw.shape != () or raw.dtype.kind != "U" or raw.dtype.itemsize > 4 * max_chars:
+        raise error(f"{where}: the metadata is not a text document (shape {raw.shape}, {raw.dtype})")
+    try:
+        meta = json.loads(str(raw))
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{where}: unreadable metadata ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(meta, dict):
+        raise error(f"{where}: the metadata is not a JSON object")
+    if meta.get("format") != fmt or isinstance(meta.get("format"), bool):
+        raise error(f"{where}: {kind} format {str(meta.get('format'))[:40]!r} is not supported "
+                    f"(this version reads format {fmt})")
+    return meta
+
+
 def read_arrays(path, max_bytes: int = CHECKPOINT_MAX_BYTES, name: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of a checkpoint archive, with every limit checked before it is read (:func:`read_npz`).
 
@@ -173,18 +192,7 @@ def load_checkpoint(path, max_bytes: int = CHECKPOINT_MAX_BYTES,
     path = Path(path)
     where = _where(path, name)
     arrays = read_arrays(path, max_bytes, name)
-    raw = arrays.pop("meta")
-    if raw.shape != () or raw.dtype.kind != "U" or raw.dtype.itemsize > 4 * MAX_META_CHARS:
-        raise CheckpointError(f"{where}: the metadata is not a text document (shape {raw.shape}, {raw.dtype})")
-    try:
-        meta = json.loads(str(raw))
-    except (ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{where}: unreadable metadata ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{where}: the metadata is not a JSON object")
-    if meta.get("format") != CHECKPOINT_FORMAT or isinstance(meta.get("format"), bool):
-        raise CheckpointError(f"{where}: checkpoint format {meta.get('format')!r} is not supported "
-                              f"(this version reads format {CHECKPOINT_FORMAT})")
+    meta = pop_meta(arrays, where, CheckpointError, "checkpoint", CHECKPOINT_FORMAT)
     w_keys = sorted((k for k in arrays if k.startswith("w")), key=lambda k: int(k[1:]))
     if w_keys != [f"w{l}" for l in range(len(w_keys))]:
         raise CheckpointError(f"{where}: weight arrays {w_keys} are not numbered w0, w1, ... without gaps")
