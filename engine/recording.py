@@ -69,10 +69,7 @@ and output neuron 3 traced):
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -80,7 +77,7 @@ import numpy as np
 
 from spikewb.engine.errors import ConfigError, DataError
 from spikewb.engine.frame import Frame, Record
-from spikewb.engine.training.checkpoint import pop_meta, read_npz
+from spikewb.engine.training.checkpoint import pop_meta, read_npz, write_npz
 from spikewb.engine.training.trainer import EpochResult, Trainer
 
 #: Format version written into every recording; bumped on incompatible change.
@@ -421,21 +418,7 @@ class Recording:
 
     def save(self, path) -> Path:
         """Write the recording as one ``.npz`` atomically (temporary file, fsync, rename); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = self.arrays()
-        arrays["meta"] = np.array(json.dumps(self._meta()))
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_npz(path, self.arrays(), self._meta(), compress=True)
 
     @classmethod
     def load(cls, path, max_bytes: int = RECORDING_MAX_BYTES, name: str | None = None) -> "Recording":

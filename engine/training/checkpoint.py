@@ -42,11 +42,19 @@ def save_checkpoint(path, meta: dict[str, Any], weights: list[np.ndarray],
     arrays = {f"w{l}": np.ascontiguousarray(w) for l, w in enumerate(weights)}
     for k, v in (state or {}).items():
         arrays[f"state_{k}"] = np.ascontiguousarray(v)
-    arrays["meta"] = np.array(json.dumps(meta))
+    return write_npz(path, arrays, meta)
+
+
+def write_npz(path, arrays: dict[str, np.ndarray], meta: dict[str, Any], compress: bool = False) -> Path:
+    """Write ``arrays`` plus ``meta`` (as JSON text) to one ``.npz`` atomically (temporary
+    file in the same folder, fsync, rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {**arrays, "meta": np.array(json.dumps(meta))}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
