@@ -45,3 +45,10 @@ def test_trainer_without_arch_builds_the_rules_own_network(name):
 def test_ssnn_default_is_its_paper_network_not_desires():
     data = load_dataset("mnist-5k").subset(n_train=8, n_test=4)
     assert Trainer(make_rule("ssnn"), data).arch.describe() == "784-1000-10"
+
+
+def test_network_label_is_the_rules_own_description():
+    data = load_dataset("mnist-5k").subset(n_train=8, n_test=4)
+    assert Trainer(make_rule("desire"), data).network == "784-1000-100-10"
+    conv = Trainer(make_rule("stidi", arch_kind="conv"), data)
+    assert conv.network == conv.rule.describe_network(conv.model) and "c5x" in conv.network

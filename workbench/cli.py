@@ -189,7 +189,7 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
         if record:
             _attach_recording(trainer, out, record, resumed=resume and ckpt.exists())
         typer.echo(f"{rule} on {data!r}, network "
-                   f"{getattr(trainer.rule, 'describe_network', lambda m: trainer.arch.describe())(trainer.model)}, "
+                   f"{trainer.network}, "
                    f"seed {trainer.seed}")
         _fit_with_progress(trainer, epochs, out, progress)
         best = max((h.test_accuracy for h in trainer.history), default=float("nan"))
@@ -223,7 +223,7 @@ def _attach_recording(trainer, out: Path, every: int, resumed: bool) -> None:
     else:
         rec = Recording(every=every, record=Record(spikes=True, neurons=trace_first(sizes, 3)),
                         info={"rule": trainer.rule.key, "dataset": trainer.data.name, "seed": trainer.seed,
-                              "network": trainer.arch.describe()})
+                              "network": trainer.network})
     rec.history = list(trainer.history)
     trainer.recording = rec
     trainer.recording_path = path
@@ -322,7 +322,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
         acc = trainer.evaluate(split, limit=limit)
         n = limit or len(trainer.data.y_test if split == "test" else trainer.data.y_train)
         typer.echo(f"{trainer.rule.key} "
-                   f"{getattr(trainer.rule, 'describe_network', lambda m: trainer.arch.describe())(trainer.model)} "
+                   f"{trainer.network} "
                    f"epoch {trainer.epoch} on "
                    f"{trainer.data.name} {split} ({n} samples): accuracy {acc:.4f} "
                    f"({time.perf_counter() - t0:.1f} s)")
@@ -381,7 +381,7 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
         _write_config(out, trainer)
         if resumed:
             typer.echo(f"resuming {out / 'checkpoint.npz'} at epoch {trainer.epoch}, sample {trainer.position}")
-        typer.echo(f"{repro.name}: {repro.rule} on {data!r}, network {trainer.arch.describe()}, "
+        typer.echo(f"{repro.name}: {repro.rule} on {data!r}, network {trainer.network}, "
                    f"{epochs} epochs (paper {repro.epochs})")
         t0 = time.perf_counter()
         try:

@@ -187,6 +187,11 @@ class LearningRule(param.Parameterized):
         """
         return steps_per_sample(self.param.values(), self.key, self.event_driven)
 
+    def describe_network(self, model: Model) -> str:
+        """The model's layers as a label, e.g. ``784-400-10`` (rules with other layer kinds,
+        such as convolutions, override it)."""
+        return "-".join(str(n) for n in model.sizes)
+
     def signal_threshold(self, layer: int, n_layers: int) -> float | None:
         """Threshold that turns layer ``layer``'s raw signal (``Frame.signal_raw``) into its
         learning signal (``Frame.signal``), for the views to draw; None where the rule has

@@ -179,7 +179,7 @@ def result_of(repro: Reproduction, trainer, dataset: str, wall_s: float, epochs_
         "name": repro.name,
         "rule": repro.rule,
         "dataset": dataset,
-        "network": trainer.arch.describe(),
+        "network": trainer.network,
         "epochs_run": len(hist),
         "epochs_paper": repro.epochs,
         "epochs_asked": epochs_asked,

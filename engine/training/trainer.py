@@ -110,6 +110,11 @@ class Trainer:
         self._running = _Running()
 
     @property
+    def network(self) -> str:
+        """The network as a label, as its rule describes it (``784-c5x32-p2-10`` for a conv STiDi net)."""
+        return self.rule.describe_network(self.model)
+
+    @property
     def epoch(self) -> int:
         return self.model.epoch
 

@@ -555,7 +555,7 @@ class CompareSession(CommandWorker):
         panes = []
         for spec, t, st, f in zip(c.specs, c.trainers, c.stats, frames):
             panes.append(PaneSnapshot(frame=f, generation=self.generation, label=spec.label(), rule=spec.rule,
-                                      network=t.arch.describe(), accuracy=float(f.accuracy),
+                                      network=t.network, accuracy=float(f.accuracy),
                                       epoch_loss=st.loss_sum / st.loss_n if st.loss_n else float("nan"),
                                       samples_per_s=float(st.rate), history=tuple(t.history)))
         f0 = frames[0]

@@ -329,7 +329,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
         self.trainer = self._build(rule_obj, str(dataset), hidden, int(seed))
         with param.edit_constant(self):
             self.param.update(rule_name=rule_obj.key, dataset=str(dataset), hidden=hidden, seed=int(seed),
-                              network=self.trainer.arch.describe())
+                              network=self.trainer.network)
         self._set_traced(traced if traced is not None else self.default_traced(self.trainer.model.sizes))
         _SESSIONS.add(self)
         if autostart:
@@ -690,7 +690,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
             self.metrics = [{"kind": "epoch", "step": None, **h.as_dict()} for h in self.trainer.history]
         self._last_metric_step = -1
         self._set(generation=self.generation + 1, error="", samples=self._samples,
-                  epoch=int(self.trainer.epoch), network=self.trainer.arch.describe(), samples_per_s=0.0)
+                  epoch=int(self.trainer.epoch), network=self.trainer.network, samples_per_s=0.0)
 
     # ---------------------------------------------------------------- worker hooks
     def _set_state(self, **values) -> None:
@@ -734,7 +734,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
             self._new_generation(trainer)
             self._set(rule_name=rule_key, dataset=dataset, hidden=list(hidden), seed=int(seed))
             self._set_traced(traced if traced is not None else self.traced)
-            return f"rebuilt: {rule.title or rule_key}, {trainer.arch.describe()}, {dataset}, seed {seed}"
+            return f"rebuilt: {rule.title or rule_key}, {trainer.network}, {dataset}, seed {seed}"
         if changes:
             changes.pop("rule", None)
             for k in ("hidden", "dataset", "seed"):
@@ -781,7 +781,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
         self._new_generation(trainer)
         self._set(rule_name=trainer.rule.key, dataset=dataset, hidden=list(trainer.arch.hidden), seed=trainer.seed)
         self._set_traced(self.traced)
-        return (f"loaded checkpoint: {trainer.rule.key}, {trainer.arch.describe()}, epoch {trainer.epoch}, "
+        return (f"loaded checkpoint: {trainer.rule.key}, {trainer.network}, epoch {trainer.epoch}, "
                 f"{trainer.steps} samples")
 
     def _do_save(self) -> bytes:
@@ -851,7 +851,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
             image_shape=tuple(trainer.data.image_shape), class_names=tuple(trainer.data.class_names),
             samples=self._samples, samples_per_s=float(rate), epoch_loss=float(epoch_loss),
             history=tuple(trainer.history), fields=fields, field_ids=field_ids, fields_version=fields_version,
-            warnings=tuple(trainer.warnings), rule=trainer.rule.key, network=trainer.arch.describe())
+            warnings=tuple(trainer.warnings), rule=trainer.rule.key, network=trainer.network)
         self._last_count_sync = now
         self._set(frames_produced=self.frames_produced + 1, samples=self._samples,
                   epoch=int(trainer.epoch), samples_per_s=float(rate))
