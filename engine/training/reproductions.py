@@ -216,11 +216,8 @@ def results_root() -> Path:
         return Path(env)
     import spikewb
 
-    for base in spikewb.__path__:
-        candidate = Path(base).parent / "reproductions" if Path(base).name == "spikewb" else Path(base) / "reproductions"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd() / "reproductions"
+    checkout = Path(spikewb.__file__).resolve().parent.parent / "reproductions"
+    return checkout if checkout.is_dir() else Path.cwd() / "reproductions"
 
 
 def stored(root: str | Path | None = None) -> list[str]:
