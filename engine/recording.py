@@ -350,19 +350,17 @@ class Recording:
     def signal(self, layer: int) -> np.ndarray:
         """The learning signal (``signal_name``) of ``layer``, shape (n_samples, n_neurons), float32."""
         layer = self._layer(layer)
-        key = f"signal_{layer}"
-        if key not in self._cache:
-            rows = self._sig[layer - 1]
-            self._cache[key] = np.stack(rows) if rows else np.zeros((0, self._widths[layer - 1]), np.float32)
-        return self._cache[key]
+        return self._stacked(f"signal_{layer}", self._sig[layer - 1], self._widths[layer - 1])
 
     def signal_raw(self, layer: int) -> np.ndarray:
         """The real value the rule thresholded into :meth:`signal`, same shape."""
         layer = self._layer(layer)
-        key = f"signal_raw_{layer}"
+        return self._stacked(f"signal_raw_{layer}", self._raw[layer - 1], self._raw_widths[layer - 1])
+
+    def _stacked(self, key: str, rows: list[np.ndarray], width: int) -> np.ndarray:
+        """``rows`` as one (n_samples, width) float32 array, kept until the next frame."""
         if key not in self._cache:
-            rows = self._raw[layer - 1]
-            self._cache[key] = np.stack(rows) if rows else np.zeros((0, self._raw_widths[layer - 1]), np.float32)
+            self._cache[key] = np.stack(rows) if rows else np.zeros((0, width), np.float32)
         return self._cache[key]
 
     def spikes(self, layer: int, sample: int = -1) -> tuple[np.ndarray, np.ndarray]:
