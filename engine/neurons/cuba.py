@@ -395,15 +395,28 @@ def input_events(times: np.ndarray):
 
 
 def layer_forward(ev_t, ev_j, w, *, tau_m, tau_s, v_th, t_max, max_spikes,
-                  closed_form: bool | None = None) -> LayerSpikes:
+                  closed_form: bool | None = None, start: int | None = None) -> LayerSpikes:
     """Run one layer on sorted input events; see :func:`_layer_forward`.
 
     ``closed_form=None`` picks the quadratic solver when ``tau_m == 2 tau_s``.
+    ``max_spikes`` is the cap: at most that many spikes per neuron are emitted,
+    later crossings are counted in ``overflow``.  With ``start`` the spike
+    buffer starts at ``min(start, max_spikes)`` and, when a neuron overflowed
+    it, the layer is run once more with a buffer just wide enough (at most the
+    cap): the same spikes and overflow as a ``max_spikes``-wide buffer, only
+    the buffer's width ``t.shape[1]`` differs, so a high cap costs nothing
+    while neurons fire a few times.
     """
     if closed_form is None:
         closed_form = is_ratio2(tau_m, tau_s)
     elif closed_form and not is_ratio2(tau_m, tau_s):
         raise ConfigError(f"the closed-form solver needs tau_m = 2 tau_s; got tau_m={tau_m}, tau_s={tau_s}")
+    if start is not None and start < max_spikes:
+        ls = layer_forward(ev_t, ev_j, w, tau_m=tau_m, tau_s=tau_s, v_th=v_th, t_max=t_max,
+                           max_spikes=max(1, int(start)), closed_form=closed_form)
+        if not ls.overflow.any():
+            return ls
+        max_spikes = min(int((ls.n + ls.overflow).max()), int(max_spikes))
     n_post = w.shape[1]
     spk_t = np.zeros((n_post, max_spikes))
     spk_n = np.zeros(n_post, np.int64)
@@ -415,8 +428,9 @@ def layer_forward(ev_t, ev_j, w, *, tau_m, tau_s, v_th, t_max, max_spikes,
     return LayerSpikes(spk_t, spk_n, spk_vdot, overflow, et, ej, es)
 
 
-def network_forward(in_times, weights, *, tau_m, tau_s, v_th, t_max, max_spikes, closed_form=None):
-    """All layers; ``v_th`` and ``max_spikes`` are per weight layer (sequences).
+def network_forward(in_times, weights, *, tau_m, tau_s, v_th, t_max, max_spikes, closed_form=None, start=None):
+    """All layers; ``v_th`` and ``max_spikes`` are per weight layer (sequences); ``start``: see
+    :func:`layer_forward` (growing spike buffers).
 
     Returns ``(input_events, [LayerSpikes, ...])`` with one entry per neuron layer.
     """
@@ -425,7 +439,7 @@ def network_forward(in_times, weights, *, tau_m, tau_s, v_th, t_max, max_spikes,
     cur_t, cur_j = ev[0], ev[1]
     for l, w in enumerate(weights):
         ls = layer_forward(cur_t, cur_j, w, tau_m=tau_m, tau_s=tau_s, v_th=v_th[l], t_max=t_max,
-                           max_spikes=max_spikes[l], closed_form=closed_form)
+                           max_spikes=max_spikes[l], closed_form=closed_form, start=start)
         layers.append(ls)
         cur_t, cur_j = ls.ev_t, ls.ev_j
     return ev, layers

@@ -175,25 +175,6 @@ def _adam(w, gbuf, m, v, n, lr, c1, c2, b1, b2, eps, sgd):
     return np.sqrt(s)
 
 
-def layer_forward_grown(ev_t, ev_j, w, *, tau_m: float, tau_s: float, v_th: float, t_max: float,
-                        cap: int, start: int = BUFFER_START) -> cuba.LayerSpikes:
-    """:func:`cuba.layer_forward` with at most ``cap`` spikes per neuron and a buffer that grows.
-
-    The first pass uses a buffer of ``min(start, cap)``; the kernel counts every
-    crossing beyond it (``overflow``), so when some neuron overflowed, one more
-    pass with a buffer of ``min(cap, max(n + overflow))`` gives exactly the
-    result of a fixed ``cap``-wide buffer (same spikes, same overflow), only the
-    buffer's width ``t.shape[1]`` differs.
-    """
-    size = max(1, min(int(start), int(cap)))
-    kw = dict(tau_m=tau_m, tau_s=tau_s, v_th=v_th, t_max=t_max)
-    ls = cuba.layer_forward(ev_t, ev_j, w, max_spikes=size, **kw)
-    if size < cap and ls.overflow.any():
-        need = int((ls.n + ls.overflow).max())
-        ls = cuba.layer_forward(ev_t, ev_j, w, max_spikes=min(need, int(cap)), **kw)
-    return ls
-
-
 def ttfs_softmax(first_t: np.ndarray, label: int, tau_loss: float, t_max: float = np.inf):
     """Loss, dL/dt of each first spike and the probabilities of the TTFS softmax.
 
@@ -364,17 +345,12 @@ class MultiSpikeBP(LearningRule):
         return np.where(x > 0.0, float(self.input_window) * (1.0 - x), np.inf)
 
     def _forward(self, model: Model, x: np.ndarray):
-        """Input events and every layer's spikes (:func:`layer_forward_grown`, caps from the parameters)."""
+        """Input events and every layer's spikes (growing buffers up to the caps from the parameters,
+        see :func:`spikewb.engine.neurons.cuba.layer_forward`)."""
         n_w = len(model.weights)
-        ev = cuba.input_events(self.encode(x))
-        tau_m, tau_s, t_sim = float(self.tau_m), float(self.tau_s), self.t_sim
-        layers = []
-        cur_t, cur_j = ev[0], ev[1]
-        for w, th, cap in zip(model.weights, self._thresholds(n_w), self._buffers(n_w)):
-            ls = layer_forward_grown(cur_t, cur_j, w, tau_m=tau_m, tau_s=tau_s, v_th=th, t_max=t_sim, cap=cap)
-            layers.append(ls)
-            cur_t, cur_j = ls.ev_t, ls.ev_j
-        return ev, layers
+        return cuba.network_forward(self.encode(x), model.weights, tau_m=float(self.tau_m),
+                                    tau_s=float(self.tau_s), v_th=self._thresholds(n_w), t_max=self.t_sim,
+                                    max_spikes=self._buffers(n_w), start=BUFFER_START)
 
     def _decide(self, out: cuba.LayerSpikes) -> int:
         first = np.where(out.n > 0, out.t[:, 0], np.inf)

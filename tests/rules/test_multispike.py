@@ -113,13 +113,12 @@ def test_overflow_counts_suppressed_crossings():
 def test_grown_buffer_equals_fixed_buffer(cap):
     """Growing the buffer (start 4, one more pass when a neuron overflows) gives exactly the
     spikes and overflow of a fixed buffer of ``cap`` spikes."""
-    from spikewb.engine.rules.multispike import layer_forward_grown
     rng = np.random.default_rng(8)
     ev_t, ev_j, _ = cuba.input_events(rng.uniform(0, 3, 12))
     w = rng.uniform(0.0, 2.0, (12, 7))
     kw = dict(tau_m=10.0, tau_s=5.0, v_th=0.3, t_max=30.0)
     fixed = cuba.layer_forward(ev_t, ev_j, w, max_spikes=cap, **kw)
-    grown = layer_forward_grown(ev_t, ev_j, w, cap=cap, start=4, **kw)
+    grown = cuba.layer_forward(ev_t, ev_j, w, max_spikes=cap, start=4, **kw)
     total = cuba.layer_forward(ev_t, ev_j, w, max_spikes=256, **kw)
     assert total.n.max() > 16 and not total.overflow.any(), "the test layer should fire many times"
     np.testing.assert_array_equal(grown.n, fixed.n, err_msg=f"cap {cap}")
