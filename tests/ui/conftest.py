@@ -261,6 +261,21 @@ class Page:
                  return c ? Array.from(c) : [];
                }""", [name, column])
 
+    def columns(self, name: str, *columns: str) -> dict:
+        """Several columns of a named ColumnDataSource read in one go.
+
+        The server replaces a source's whole ``data`` at once, but two separate
+        reads can straddle an update and see columns of different frames; one
+        snapshot keeps them aligned. Missing source: every column is ``[]``.
+        """
+        return self.page.evaluate(
+            """([name, columns]) => {
+                 const m = Bokeh.documents[0].get_model_by_name(name);
+                 const out = {};
+                 for (const c of columns) out[c] = (m && m.data[c]) ? Array.from(m.data[c]) : [];
+                 return out;
+               }""", [name, list(columns)])
+
     def model_attr(self, name: str, attr: str):
         return self.page.evaluate("([n, a]) => { const m = Bokeh.documents[0].get_model_by_name(n); "
                                   "return m ? m[a] : null; }", [name, attr])

@@ -51,7 +51,8 @@ def test_multispike_exact_rasters_spike_gradients_and_live_tau(open_page):
 
     # exact spike times: ticks off the integer grid, several per output neuron
     def exact_ticks():
-        t, layer, y0 = (p.source("wb-raster-events", c) for c in ("t", "layer", "y0"))
+        ev = p.columns("wb-raster-events", "t", "layer", "y0")
+        t, layer, y0 = ev["t"], ev["layer"], ev["y0"]
         out = [(a, y) for a, l, y in zip(t, layer, y0) if l == 2]
         rows = {}
         for _, y in out:
@@ -61,10 +62,12 @@ def test_multispike_exact_rasters_spike_gradients_and_live_tau(open_page):
     wait_until(exact_ticks, T, message="exact, repeated output spike ticks in the raster")
 
     # the inspector's per-spike gradient plot: one bar per spike of neuron 2:0
-    wait_until(lambda: len(p.source("wb-insp-spike-grad", "grad") or []) > 0, T,
-               message="per-spike gradients of the inspected neuron")
-    grads = p.source("wb-insp-spike-grad", "grad")
-    times = p.source("wb-insp-spike-grad", "t")
+    # one snapshot with bars: the plot follows every frame, and the neuron may be silent in the next
+    def bars():
+        cols = p.columns("wb-insp-spike-grad", "grad", "t")
+        return cols if cols["grad"] else None
+    snap = wait_until(bars, T, message="per-spike gradients of the inspected neuron")
+    grads, times = snap["grad"], snap["t"]
     assert len(grads) == len(times) and all(0 <= t <= 30 for t in times)
     wait_until(lambda: "\u03c4_m 10 ms" in summary(p), T, message="time constants in the inspector")
     p.page.locator(".inspector-card").first.scroll_into_view_if_needed()
@@ -124,7 +127,8 @@ def test_ssnn_three_streams_and_gradient_potentials(open_page):
              for k in range(3)]
     wait_until(lambda: len(p.source("wb-insp-grad-v", "pos") or []) == 51, T,
                message="gradient-unit potentials of the inspected neuron")
-    pos, neg = p.source("wb-insp-grad-v", "pos"), p.source("wb-insp-grad-v", "neg")
+    units = p.columns("wb-insp-grad-v", "pos", "neg")
+    pos, neg = units["pos"], units["neg"]
     assert all(abs(a + b) < 1e-4 for a, b in zip(pos, neg))     # the negative unit sees the negated current
     p.page.locator(".wb-grad-rasters").first.scroll_into_view_if_needed()
     p.screenshot("ssnn-streams", full_page=True)
