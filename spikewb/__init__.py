@@ -32,7 +32,8 @@ Engine names: :func:`load_dataset`, :class:`Dataset`, the encodings
 :class:`LearningRule`, :class:`Trainer`, :class:`Frame`, :class:`Record`,
 :class:`Recording`, :data:`REPRODUCTIONS`.  Page components (these import Panel):
 :class:`TrainerWorkbench`, :class:`CompareApp`, :class:`ResultsPage`,
-:class:`DynamicsView`.
+:class:`DynamicsView`; :func:`export_html` writes a recording as one offline HTML
+file (imports Bokeh).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _PUBLIC = {
     "CompareApp": "spikewb.workbench.pages.compare",
     "ResultsPage": "spikewb.workbench.pages.results",
     "DynamicsView": "spikewb.workbench.pages.dynamics",
+    "export_html": "spikewb.workbench.export",
 }
 
 __all__ = ["__version__", "package_dir", *_PUBLIC]

@@ -329,6 +329,34 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
 
 
 @app.command()
+def export(source: Path = typer.Argument(..., help="A run folder (its recording.npz) or a recording .npz "
+                                                   "(`spikewb train --record N`)."),
+           html: Optional[Path] = typer.Option(None, help="The HTML file to write (default: next to the "
+                                                           "recording, same name with .html)."),
+           title: Optional[str] = typer.Option(None, help="Heading of the page (default: rule and dataset)."),
+           max_samples: int = typer.Option(400, min=1, max=100_000,
+                                           help="Most kept samples in the file (evenly spaced).")):
+    """Write a recorded run as one self-contained HTML file: no server, no network, a slider scrubs the samples."""
+    from spikewb.engine.recording import Recording
+    from spikewb.workbench.export import export_html, export_summary
+
+    with _Guard():
+        path = source / "recording.npz" if source.is_dir() else source
+        if not path.is_file():
+            _fail(f"no recording at {path}: train with `spikewb train ... --record N --out RUN` first")
+        rec = Recording.load(path)
+        out = html if html is not None else path.with_suffix(".html")
+        t0 = time.perf_counter()
+        try:
+            export_html(rec, out, title=title, max_samples=max_samples)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror or exc}")
+        info = export_summary(out)
+        typer.echo(f"wrote {out}: {info['samples']} of {len(rec)} kept samples, {info['bytes'] / 1e6:.1f} MB, "
+                   f"opens from disk with no server ({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
 def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to run (see --list)."),
               epochs: Optional[int] = typer.Option(None, min=1, help="Train until this many epochs are complete "
                                                                       "(default: the paper's)."),

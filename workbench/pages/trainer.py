@@ -100,7 +100,8 @@ class TrainerWorkbench(pn.viewable.Viewer):
         self.session.publish_interval = 0.5 / float(self.refresh_hz)
         self.messages = MessageArea()
         self.status = StatusView()
-        self.controls = ControlPanel(self.session, notify=self.messages.show)
+        self.controls = ControlPanel(self.session, notify=self.messages.show,
+                                     recent_frames=lambda: [snap.frame for snap in self.inspector.buffer.items()])
         self.input_view = InputView()
         self.raster_view = RasterView()
         self.trace_view = TraceView()

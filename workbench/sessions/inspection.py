@@ -114,3 +114,8 @@ class ReplayBuffer:
         """Snapshot ``k`` (0 = oldest; negative counts from the newest)."""
         with self._lock:
             return self._items[k]
+
+    def items(self) -> list:
+        """All kept snapshots, oldest first (a copy)."""
+        with self._lock:
+            return list(self._items)

@@ -246,10 +246,13 @@ class ControlPanel(pn.viewable.Viewer):
     after a rebuild, reset or checkpoint load.
     """
 
-    def __init__(self, session: TrainingSession, notify: Notify, **params):
+    def __init__(self, session: TrainingSession, notify: Notify,
+                 recent_frames: Callable[[], list] | None = None, **params):
         super().__init__(**params)
         self.session = session
         self.notify = notify
+        #: The frames the page showed last, oldest first (for the offline HTML download).
+        self.recent_frames = recent_frames or (lambda: [])
         self._futures: list[tuple[Future, str]] = []
         #: Uploads being parsed in :data:`FILE_THREADS`, with what to do on the page when done.
         self._file_jobs: list[tuple[Future, Callable[[Future], None]]] = []
@@ -331,6 +334,11 @@ class ControlPanel(pn.viewable.Viewer):
         self.csv_button = pn.widgets.FileDownload(callback=self._metrics_file, filename="spikewb-metrics.csv",
                                                   label="Download metrics (.csv)", button_type="light",
                                                   sizing_mode="stretch_width")
+        self.html_button = pn.widgets.FileDownload(
+            callback=self._html_file, filename="spikewb-recent-samples.html", button_type="light",
+            label="Recent samples as offline HTML", sizing_mode="stretch_width", css_classes=["wb-export-html"],
+            description="One HTML file of the last samples this page showed (spikes, traced potentials, learning "
+                        "signals): opens from disk with no server; a slider scrubs through the samples.")
 
     # ================================================================ layout
     def __panel__(self):
@@ -350,7 +358,7 @@ class ControlPanel(pn.viewable.Viewer):
                     self.data_upload, self.data_error,
                     pn.pane.HTML("Checkpoint (.npz) saved by this workbench or <code>spikewb train</code>.",
                                  styles=small, margin=(0, 8)),
-                    self.ckpt_upload, self.ckpt_error, self.save_button, self.csv_button,
+                    self.ckpt_upload, self.ckpt_error, self.save_button, self.csv_button, self.html_button,
                     title="Files", sizing_mode="stretch_width", margin=(6, 0)),
             sizing_mode="stretch_width", margin=0,
         )
@@ -555,6 +563,24 @@ class ControlPanel(pn.viewable.Viewer):
 
     def _metrics_file(self):
         return io.StringIO(self.session.metrics_csv())
+
+    def _html_file(self):
+        from spikewb.workbench.export import export_html_text, recording_of
+
+        frames = self.recent_frames()
+        rec = recording_of(frames, info={"rule": self.session.rule_name, "dataset": self.session.dataset})
+        if len(rec) == 0:
+            self.notify("warning", "Nothing to export yet: train or step first (the file holds the last samples "
+                                   "the page showed).")
+            return io.StringIO("")
+        try:
+            html = export_html_text(rec, title=f"Spike Workbench: {rec.info['rule']} on {rec.info['dataset']}, "
+                                               f"last {len(rec)} samples shown")
+        except Exception as exc:
+            self.notify("danger", f"Could not export the samples: {_message(exc)}")
+            return io.StringIO("")
+        self.notify("success", f"Exported {len(rec)} samples as offline HTML ({len(html) / 1e6:.1f} MB).")
+        return io.StringIO(html)
 
     # ================================================================ periodic
     def _track(self, fut: Future, what: str | None) -> None:
