@@ -7,7 +7,7 @@ PORT    ?= 5006
 ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser reproduce reproduce-table
+.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser reproduce reproduce-table docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,11 @@ test-ui: $(STAMP) browser
 ## test-nojit: engine tests with numba off (readable tracebacks, kernel coverage)
 test-nojit: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_neurons.py tests/test_encoding.py tests/rules/test_desire.py
+
+## docs: the API reference (Sphinx + numpydoc) in build/docs/index.html; warnings are errors
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs/api build/docs
+	@echo "API reference: build/docs/index.html"
 
 warm: $(STAMP)
 	$(BIN)/spikewb warm
