@@ -6,8 +6,10 @@ STAMP   := $(VENV)/.installed
 PORT    ?= 5006
 ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
+#: what `make test` runs: the test suite and the example notebooks (nbmake)
+TEST_PATHS ?= tests docs/examples
 
-.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser reproduce reproduce-table docs
+.PHONY: run setup test test-fast test-ui test-load bench bench-quick warm soak clean browser reproduce reproduce-table docs examples
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,7 +37,7 @@ browser:
 ## test: set up and run the whole test suite (unit, learning, real-browser)
 test: $(STAMP) browser
 	$(BIN)/spikewb warm
-	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 --durations=30 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 --durations=30 --nbmake $(TEST_PATHS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)
@@ -46,6 +48,10 @@ test-ui: $(STAMP) browser
 ## test-nojit: engine tests with numba off (readable tracebacks, kernel coverage)
 test-nojit: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_neurons.py tests/test_encoding.py tests/rules/test_desire.py
+
+## examples: run the example notebooks top to bottom (quick mode; SPIKEWB_FULL=1 for full size)
+examples: $(STAMP)
+	$(BIN)/python -m pytest --nbmake docs/examples $(PYTEST_ARGS)
 
 ## docs: the API reference (Sphinx + numpydoc) in build/docs/index.html; warnings are errors
 docs: $(STAMP)
