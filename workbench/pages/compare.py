@@ -358,6 +358,7 @@ class CompareApp(pn.viewable.Viewer):
         self.speed.param.watch(lambda e: setattr(self.session, "speed", SPEEDS[e.new]), "value")
         self.n_panes.param.watch(lambda e: self._show_editors(), "value")
         self._callback = None
+        self._layout = None
         self._generation = self.session.generation
         self._curve_due = 0.0
         self._status_due = 0.0
@@ -508,8 +509,21 @@ class CompareApp(pn.viewable.Viewer):
                 loc.search = search
 
     # ------------------------------------------------------------------ layout
+    def show(self, **kwargs):
+        """Serve this object in a browser tab from this process (``pn.serve`` keywords: ``port``,
+        ``threaded``, ``open`` ...); the layout is built inside the served session, so its periodic
+        update runs there.  One tab at a time: the views hold one document's plots."""
+        kwargs.setdefault("title", "Spike Workbench")
+        return pn.serve(self.__panel__, **kwargs)
+
     def __panel__(self):
-        return self.main()
+        """The whole page as one layout (setup left, panes right), updating live: what a notebook
+        cell, ``.show()`` and ``.servable()`` display (:meth:`template` adds the page header)."""
+        if self._layout is None:
+            self._layout = pn.Row(pn.Column(self.sidebar(), width=300, margin=(0, 10, 0, 0)), self.main(),
+                                  sizing_mode="stretch_width", css_classes=["wb-inline"])
+        self.start()
+        return self._layout
 
     def main(self):
         buttons = pn.Row(self.play_button, self.pause_button, self.step_button, self.reset_button,

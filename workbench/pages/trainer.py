@@ -74,8 +74,21 @@ class TrainerWorkbench(pn.viewable.Viewer):
                                   "training on a 2-core machine (see docs/apps/trainer.md).")
     sync_url = param.Boolean(True, doc="Keep the setup in the page URL (shareable link).")
 
-    def __init__(self, session: TrainingSession | None = None, setup: dict | None = None, **params):
+    def __init__(self, session: TrainingSession | None = None, setup: dict | None = None, *,
+                 rule: str | None = None, dataset: str | None = None, hidden=None, seed: int | None = None,
+                 **params):
+        """A workbench on ``session``, or on a new session built from the setup.
+
+        In a notebook or script name the setup directly, e.g.
+        ``TrainerWorkbench(rule="stidi", hidden=[200], dataset="fashion-5k")``;
+        a bad value raises (a served page's ``setup`` comes from its URL and falls
+        back to the defaults with a notice instead).
+        """
         super().__init__(**params)
+        named = {k: v for k, v in dict(rule=rule, dataset=dataset, hidden=hidden, seed=seed).items()
+                 if v is not None}
+        if session is None and named:
+            session = TrainingSession.served(**urlstate.session_kwargs({**(setup or {}), **named}))
         self.url_problems: list[str] = []
         #: Seconds a page that goes away leaves its training parked (0: stop it at once).
         self.reconnect_s = 0.0
@@ -117,6 +130,7 @@ class TrainerWorkbench(pn.viewable.Viewer):
                       self.trace_view, self.signal_view, self.metrics_view, self.inspector]
         self.views += [self.gradient_view, self.tau_sweep]
         self._callback = None
+        self._layout = None
         self._view_errors: dict[str, str] = {}
         self._view_due: dict[int, float] = {}
         #: Per throttled view, the newest snapshot it skipped (delivered when it is due).
@@ -444,8 +458,27 @@ window.addEventListener("pagehide", leave);
             urlstate.write_location(setup)
 
     # ------------------------------------------------------------------ layout
+    def show(self, **kwargs):
+        """Serve this object in a browser tab from this process (``pn.serve`` keywords: ``port``,
+        ``threaded``, ``open`` ...); the layout is built inside the served session, so its periodic
+        update runs there.  One tab at a time: the views hold one document's plots."""
+        kwargs.setdefault("title", "Spike Workbench")
+        return pn.serve(self.__panel__, **kwargs)
+
     def __panel__(self):
-        return self.main()
+        """The whole workbench as one layout (controls left, views right), training live.
+
+        What a notebook cell shows when it ends with the object, and what
+        ``.show()`` and ``.servable()`` serve: the same session, worker and views
+        as the served page (:meth:`template` adds the page header).  Displaying
+        it starts the periodic update (:meth:`start`) in the current server
+        session, or on the notebook kernel's event loop.
+        """
+        if self._layout is None:
+            self._layout = pn.Row(pn.Column(self.sidebar(), width=340, margin=(0, 10, 0, 0)), self.main(),
+                                  sizing_mode="stretch_width", css_classes=["wb-inline"])
+        self.start()
+        return self._layout
 
     def main(self):
         """The main area: status, messages and the views."""

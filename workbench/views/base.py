@@ -161,13 +161,28 @@ SWITCH_INTERVAL = 0.0005
 def start_periodic(tick, refresh_hz: float, on_destroyed=None):
     """Start a page's periodic callback in the current server session and return it.
 
+    Returns ``None`` (and starts nothing) where nothing would run it: outside a
+    server session with no running event loop (a notebook kernel has one).
+
     Shared by the live pages: lowers the GIL switch interval, installs the CSS-read
     shim, runs ``tick`` every ``1 / refresh_hz`` s as a *background* callback (no busy
     indicator, no log record per call), registers it so Panel stops it with the
     session, and calls ``on_destroyed(session_context)`` when the session ends.
     """
+    import asyncio
+
     from panel.io.callbacks import PeriodicCallback
 
+    doc = pn.state.curdoc
+    served = doc is not None and doc.session_context is not None
+    try:
+        looping = asyncio.get_running_loop().is_running()
+    except RuntimeError:
+        looping = False
+    if not (served or looping):
+        # a plain script, or a layout built before it is served (``.show()``): nothing would run
+        # the callback; the page starts it when it is displayed in a session or a notebook
+        return None
     if sys.getswitchinterval() > SWITCH_INTERVAL:
         sys.setswitchinterval(SWITCH_INTERVAL)
     doc = pn.state.curdoc
