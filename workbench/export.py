@@ -18,18 +18,16 @@ From the command line: ``spikewb export RUN_OR_RECORDING --html out.html``.
 
 Examples
 --------
+Record one short epoch with the public API (``import spikewb``) and write it:
+
 >>> import tempfile, pathlib
->>> from spikewb.engine.data.datasets import load_dataset
->>> from spikewb.engine.frame import Record
->>> from spikewb.engine.network import Architecture
->>> from spikewb.engine.recording import Recording
->>> from spikewb.engine.rules import make_rule
->>> from spikewb.engine.training.trainer import Trainer
->>> data = load_dataset("mnist-5k").subset(n_train=40, n_test=10)
->>> trainer = Trainer(make_rule("desire"), data, Architecture(n_inputs=784, hidden=[20], n_outputs=10))
->>> rec = Recording(every=10, record=Record(spikes=True, neurons=((1, 0), (2, 3))))
->>> _ = trainer.fit(1, callback=rec, on_epoch=rec, record=rec.record)
->>> out = export_html(rec, pathlib.Path(tempfile.mkdtemp()) / "run.html", title="Desire BP, 40 digits")
+>>> import spikewb
+>>> digits = spikewb.load_dataset("mnist-5k").subset(n_train=40, n_test=10)
+>>> net = spikewb.Architecture(n_inputs=784, hidden=[20], n_outputs=10)
+>>> run = spikewb.Recording(every=10, record=spikewb.Record(spikes=True, neurons=((1, 0), (2, 3))))
+>>> _ = spikewb.Trainer(spikewb.make_rule("desire"), digits, net).fit(1, callback=run, on_epoch=run,
+...                                                                 record=run.record)
+>>> out = export_html(run, pathlib.Path(tempfile.mkdtemp()) / "run.html", title="Desire BP, 40 digits")
 >>> summary = export_summary(out)
 >>> summary["samples"], summary["loaded_files"]
 (4, 0)
