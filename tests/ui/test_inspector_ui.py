@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import LOAD_TIMEOUT, Page, wait_until
+from .conftest import LOAD_TIMEOUT, Page, stays_constant, wait_until
 
 pytestmark = pytest.mark.ui
 
@@ -64,12 +64,18 @@ def test_select_follow_step_and_replay(page):
     wait_until(lambda: "Neuron 1:17" in title(p), LOAD_TIMEOUT, message="click selects neuron 1:17")
     p.button("\u23f8 Pause").click()
     wait_until(lambda: p.state().lower().startswith("paused"), LOAD_TIMEOUT, message="paused")
-    # a step publishes its frame: once the inspector shows the last trained sample it is current
+    # a step publishes its frame.  Count from the trained samples, not from what the inspector
+    # shows: right after Pause it may already show the last sample, and a check made then would
+    # let this step's frame and the next arrive together (a loaded CI machine did exactly that)
+    n0 = wait_until(lambda: len(set(stays_constant(p.samples, 0.6))) == 1 and p.samples(), LOAD_TIMEOUT,
+                    message="the counter settled after Pause")
     p.button("Step").click()
-    wait_until(lambda: sample_no(p) == p.samples() - 1, LOAD_TIMEOUT, message="the inspector catching up")
+    wait_until(lambda: p.samples() == n0 + 1 and sample_no(p) == n0, LOAD_TIMEOUT,
+               message="the inspector showing the stepped sample")
     before, shown = history_count(p), sample_no(p)
     p.button("Step").click()
-    wait_until(lambda: sample_no(p) == shown + 1, LOAD_TIMEOUT, message="the stepped sample shown")
+    wait_until(lambda: p.samples() == n0 + 2 and sample_no(p) == shown + 1, LOAD_TIMEOUT,
+               message="the next stepped sample shown")
     # the ring buffer keeps 500 samples: below that it grows by one, at capacity it stays full
     assert history_count(p) == min(before + 1, 500)
     # scrub back through the replay buffer while paused
