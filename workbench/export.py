@@ -359,7 +359,7 @@ def export_html_text(rec: Recording, title: str | None = None, max_samples: int 
             raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
     doc, _ = build_document(rec, title, int(max_samples), int(max_events))
     html = _SERVER_SCRIPT.sub("", file_html(doc, INLINE, title=doc.title))
-    left = _LOADS.findall(_SCRIPT_BODY.sub(r"\1</script>", html))
+    left = _loaded_files(html)
     if left:  # a library added a file the page would have to fetch: refuse rather than write a page that breaks
         raise RuntimeError(f"the exported page would load {len(left)} outside file(s): {left[:3]}")
     return html
@@ -396,6 +396,11 @@ _SCRIPT_BODY = re.compile(r"(<script\b[^>]*>).*?</script>", re.IGNORECASE | re.D
 _LOADS = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=", re.IGNORECASE)
 
 
+def _loaded_files(html: str) -> list[str]:
+    """The tags of the page (not strings inside its scripts) that load a file from a URL."""
+    return _LOADS.findall(_SCRIPT_BODY.sub(r"\1</script>", html))
+
+
 def export_summary(path) -> dict:
     """What an exported file holds: ``samples`` (kept samples in it), ``bytes`` and
     ``loaded_files`` (tags that load a script, style sheet or image from a URL; 0: all inline).
@@ -404,7 +409,6 @@ def export_summary(path) -> dict:
     opens the file with every request but the file itself refused.
     """
     text = Path(path).read_text(encoding="utf-8")
-    tags = _SCRIPT_BODY.sub(r"\1</script>", text)   # the tags of the page, not the strings inside its scripts
     n = re.search(r"; (\d+) of \d+ kept samples in this file", text)
     return {"samples": int(n.group(1)) if n else 0, "bytes": len(text.encode()),
-            "loaded_files": len(_LOADS.findall(tags))}
+            "loaded_files": len(_loaded_files(text))}

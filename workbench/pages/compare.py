@@ -46,7 +46,8 @@ from spikewb.workbench.sessions.compare import (EMBEDDED_DATASETS, MAX_PANES, MI
                       from_query, parse_settings, to_query)
 from spikewb.workbench.pagestate import ignored, parse_float, read_query, value_text
 from spikewb.workbench.server.safetext import as_markdown
-from spikewb.workbench.views.base import GREYS, image_of, make_figure, nice_ceiling, set_range, start_periodic, stop_periodic
+from spikewb.workbench.views.base import (GREYS, LivePage, image_of, make_figure, nice_ceiling, set_range,
+                                          start_periodic, stop_periodic)
 from spikewb.workbench.views.raster import RasterView
 from spikewb.workbench.views.signal import SignalView
 from spikewb.workbench.views.status import stylesheet
@@ -306,7 +307,7 @@ class PaneEditor:
             raise type(exc)(f"pane {self.k + 1}: {exc}") from None
 
 
-class CompareApp(pn.viewable.Viewer):
+class CompareApp(LivePage, pn.viewable.Viewer):
     """Controls and side-by-side views of one :class:`CompareSession`."""
 
     refresh_hz = param.Number(5.0, bounds=(1.0, 30.0), doc="Rate of the page's periodic callback (?refresh=).")
@@ -358,7 +359,6 @@ class CompareApp(pn.viewable.Viewer):
         self.speed.param.watch(lambda e: setattr(self.session, "speed", SPEEDS[e.new]), "value")
         self.n_panes.param.watch(lambda e: self._show_editors(), "value")
         self._callback = None
-        self._layout = None
         self._generation = self.session.generation
         self._curve_due = 0.0
         self._status_due = 0.0
@@ -509,22 +509,6 @@ class CompareApp(pn.viewable.Viewer):
                 loc.search = search
 
     # ------------------------------------------------------------------ layout
-    def show(self, **kwargs):
-        """Serve this object in a browser tab from this process (``pn.serve`` keywords: ``port``,
-        ``threaded``, ``open`` ...); the layout is built inside the served session, so its periodic
-        update runs there.  One tab at a time: the views hold one document's plots."""
-        kwargs.setdefault("title", "Spike Workbench")
-        return pn.serve(self.__panel__, **kwargs)
-
-    def __panel__(self):
-        """The whole page as one layout (setup left, panes right), updating live: what a notebook
-        cell, ``.show()`` and ``.servable()`` display (:meth:`template` adds the page header)."""
-        if self._layout is None:
-            self._layout = pn.Row(pn.Column(self.sidebar(), width=300, margin=(0, 10, 0, 0)), self.main(),
-                                  sizing_mode="stretch_width", css_classes=["wb-inline"])
-        self.start()
-        return self._layout
-
     def main(self):
         buttons = pn.Row(self.play_button, self.pause_button, self.step_button, self.reset_button,
                          margin=(4, 8))

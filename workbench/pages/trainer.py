@@ -35,7 +35,7 @@ from spikewb.workbench.pagestate import ignored, parse_float, parse_int
 from spikewb.workbench.server.safetext import scrub_paths
 from spikewb.workbench.views.controls import ControlPanel
 from spikewb.workbench.sessions.session import TrainingSession
-from spikewb.workbench.views.base import start_periodic, stop_periodic
+from spikewb.workbench.views.base import LivePage, start_periodic, stop_periodic
 from spikewb.workbench.views.inputs import InputView
 from spikewb.workbench.views.metrics import MetricsView
 from spikewb.workbench.views.output import OutputView
@@ -64,8 +64,15 @@ MAX_VIEW_DELAY = 2.0
 STATUS_RATE = 5.0
 
 
-class TrainerWorkbench(pn.viewable.Viewer):
-    """Controls + live views for one training session."""
+class TrainerWorkbench(LivePage, pn.viewable.Viewer):
+    """Controls + live views for one training session.
+
+    Displayed in a notebook (or ``.show()``, ``.servable()``) it is the whole page,
+    training live (:class:`~spikewb.workbench.views.base.LivePage`); served,
+    :meth:`template` adds the page header.
+    """
+
+    SIDEBAR_WIDTH = 340
 
     refresh_hz = param.Number(5.0, bounds=(1.0, 30.0), label="View refresh (Hz)",
                               doc="Rate of the page's periodic callback (URL option ?refresh=). Each plot "
@@ -130,7 +137,6 @@ class TrainerWorkbench(pn.viewable.Viewer):
                       self.trace_view, self.signal_view, self.metrics_view, self.inspector]
         self.views += [self.gradient_view, self.tau_sweep]
         self._callback = None
-        self._layout = None
         self._view_errors: dict[str, str] = {}
         self._view_due: dict[int, float] = {}
         #: Per throttled view, the newest snapshot it skipped (delivered when it is due).
@@ -458,28 +464,6 @@ window.addEventListener("pagehide", leave);
             urlstate.write_location(setup)
 
     # ------------------------------------------------------------------ layout
-    def show(self, **kwargs):
-        """Serve this object in a browser tab from this process (``pn.serve`` keywords: ``port``,
-        ``threaded``, ``open`` ...); the layout is built inside the served session, so its periodic
-        update runs there.  One tab at a time: the views hold one document's plots."""
-        kwargs.setdefault("title", "Spike Workbench")
-        return pn.serve(self.__panel__, **kwargs)
-
-    def __panel__(self):
-        """The whole workbench as one layout (controls left, views right), training live.
-
-        What a notebook cell shows when it ends with the object, and what
-        ``.show()`` and ``.servable()`` serve: the same session, worker and views
-        as the served page (:meth:`template` adds the page header).  Displaying
-        it starts the periodic update (:meth:`start`) in the current server
-        session, or on the notebook kernel's event loop.
-        """
-        if self._layout is None:
-            self._layout = pn.Row(pn.Column(self.sidebar(), width=340, margin=(0, 10, 0, 0)), self.main(),
-                                  sizing_mode="stretch_width", css_classes=["wb-inline"])
-        self.start()
-        return self._layout
-
     def main(self):
         """The main area: status, messages and the views."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4))

@@ -89,6 +89,34 @@ def image_of(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(img[::-1], dtype=np.float32)
 
 
+class LivePage:
+    """What the live pages (trainer, compare) share as Panel components outside a served template.
+
+    A page provides ``sidebar()``, ``main()``, ``start()`` and ``SIDEBAR_WIDTH``.
+    ``__panel__`` (what a notebook cell, ``.show()`` and ``.servable()`` display)
+    is the whole page, sidebar left, built once, and starts the periodic update
+    in the current server session or on the notebook kernel's event loop
+    (:func:`start_periodic` starts nothing where nothing would run it).
+    """
+
+    SIDEBAR_WIDTH = 300
+    _layout = None
+
+    def show(self, **kwargs):
+        """Serve this object in a browser tab from this process (``pn.serve`` keywords: ``port``,
+        ``threaded``, ``open`` ...); the layout is built inside the served session, so its periodic
+        update runs there.  One tab at a time: the views hold one document's plots."""
+        kwargs.setdefault("title", "Spike Workbench")
+        return pn.serve(self.__panel__, **kwargs)
+
+    def __panel__(self):
+        if self._layout is None:
+            self._layout = pn.Row(pn.Column(self.sidebar(), width=self.SIDEBAR_WIDTH, margin=(0, 10, 0, 0)),
+                                  self.main(), sizing_mode="stretch_width", css_classes=["wb-inline"])
+        self.start()
+        return self._layout
+
+
 class FrameView(pn.viewable.Viewer):
     """Base of the live views: ``update(snapshot)``, ``clear()`` and a layout.
 
