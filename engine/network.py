@@ -10,6 +10,7 @@ import param
 
 from spikewb.engine.config import MAX_SYNAPSES
 from spikewb.engine.errors import ConfigError
+from spikewb.engine.text import parse_int_list
 
 
 class Architecture(param.Parameterized):
@@ -55,23 +56,26 @@ class Architecture(param.Parameterized):
     def to_dict(self) -> dict[str, Any]:
         return {"n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_outputs": self.n_outputs}
 
+    @staticmethod
+    def check_sizes(sizes) -> list[int]:
+        """Hidden layer sizes as a list of positive ints (raises :class:`ConfigError`)."""
+        sizes = list(sizes)
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+            raise ConfigError(f"hidden layer sizes must be positive whole numbers, got {sizes}")
+        return [int(s) for s in sizes]
+
     @classmethod
     def parse_hidden(cls, text: str) -> list[int]:
-        """``"1000,100"`` -> ``[1000, 100]``; ``""`` -> ``[]``.
+        """``"1000,100"`` -> ``[1000, 100]``; ``""`` -> ``[]`` (ASCII digits only).
 
         >>> Architecture.parse_hidden("1000, 100")
         [1000, 100]
         """
-        text = text.strip()
-        if not text:
-            return []
         try:
-            sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
+            sizes = parse_int_list(str(text))
         except ValueError:
-            raise ConfigError(f"hidden sizes must be comma-separated integers, got {text!r}") from None
-        if any(s < 1 for s in sizes):
-            raise ConfigError(f"hidden layer sizes must be positive, got {sizes}")
-        return sizes
+            raise ConfigError(f"hidden sizes must be comma-separated whole numbers, got {str(text)[:60]!r}") from None
+        return cls.check_sizes(sizes)
 
 
 def layer_names(n_layers: int) -> tuple[str, ...]:

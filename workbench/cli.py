@@ -29,25 +29,16 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        low = text.lower()
-        if low in ("true", "yes", "on"):
-            return True
-        if low in ("false", "no", "off"):
-            return False
-        return text
+def _parse_params(rule: str, items: list[str] | None) -> dict:
+    """``-p KEY=VALUE`` options of ``rule``, each read against its declaration (RunSetup's codec)."""
+    from spikewb.engine.training.setup import RunSetup
 
-
-def _parse_params(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:
         if "=" not in item:
             _fail(f"--param expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = _parse_value(v.strip())
+        out[k.strip()] = RunSetup.parse_assignment(rule, k.strip(), v)
     return out
 
 
@@ -156,12 +147,15 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_class
     from spikewb.engine.training.reproductions import rule_setup
+    from spikewb.engine.training.setup import SEED_LIMIT, RunSetup
     from spikewb.engine.recording import RecordingTrainer
     from spikewb.engine.training.trainer import Trainer
 
     with _Guard():
-        params = _parse_params(param)
         cls = rule_class(rule)
+        params = _parse_params(cls.key, param)
+        if not 0 <= seed < SEED_LIMIT:
+            _fail(f"--seed must be in [0, 2^31), got {seed}")
         trainer_cls = RecordingTrainer if record else Trainer
         for name, value, flag in (("arch_kind", arch, "--arch"), ("binary", binary, "--binary")):
             if value is None:
@@ -170,7 +164,7 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
                 _fail(f"{flag} does not apply to rule {rule!r} (it has no {name!r} parameter)")
             params[name] = value
         params, hidden_sizes = rule_setup(rule, preset, params,
-                                          Architecture.parse_hidden(hidden) if hidden is not None else None)
+                                          RunSetup.parse_hidden(hidden) if hidden is not None else None)
         data = load_dataset(dataset)
         if train_limit:
             data = data.subset(n_train=train_limit)
@@ -593,8 +587,8 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
           report: Optional[Path] = typer.Option(None, help="Only write an HTML report for this sweep directory."),
           progress: bool = typer.Option(True, help="Show progress bars.")):
     """Run a hyperparameter grid as independent Dask tasks; resumable; --report writes HTML."""
-    from spikewb.engine.network import Architecture
-    from spikewb.engine.training.sweep import expand, load_config_file, parse_grid, run_sweep
+    from spikewb.engine.training.setup import RunSetup
+    from spikewb.engine.training.sweep import expand, load_config_file, parse_grid, run_sweep, setup_of
     from spikewb.workbench.views.sweep_report import write_report
 
     with _Guard():
@@ -604,7 +598,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
             typer.echo(f"report written to {write_report(report)}")
             return
         base = {"rule": rule, "dataset": dataset, "epochs": epochs, "seed": seed,
-                "hidden": Architecture.parse_hidden(hidden)}
+                "hidden": RunSetup.parse_hidden(hidden)}
         if train_limit:
             base["train_limit"] = train_limit
         if eval_limit:
@@ -616,14 +610,9 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Sweep file (YAML):
             g = parse_grid(grid)
         else:
             _fail("give a sweep file or --grid")
-        from spikewb.engine.rules import rule_class
         combos = expand(g, base)
-        for c in combos:                              # validate before any task starts
-            cls = rule_class(c.get("rule", "desire"))
-            from spikewb.engine.training.sweep import SPECIAL_KEYS
-            bad = [k for k in c if k not in SPECIAL_KEYS and k not in cls.param]
-            if bad:
-                _fail(f"rule {cls.key!r} has no parameter(s) {bad}")
+        for c in combos:                              # validate every combination before any task starts
+            setup_of(c)
         typer.echo(f"{len(combos)} run(s) into {out}" + (f" on {scheduler}" if scheduler else ""))
         results = run_sweep(combos, out, scheduler=scheduler, n_workers=workers, progress=progress,
                             echo=typer.echo)

@@ -17,66 +17,22 @@ rewrite the query (no reload) whenever a synced parameter changes.
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
 import param
 
+from spikewb.engine.text import parse_float, parse_int, parse_int_list, parse_value, value_text
 from spikewb.workbench.server.safetext import quote, shorten
+
+__all__ = ["parse_float", "parse_int", "parse_int_list", "parse_value", "value_text", "read_query", "ignored",
+           "unknown", "params_from_query", "query_of", "UrlState", "guard_panel_query"]
 
 IGNORED_KEYS = {"theme", "embed"}
 #: Most query keys read from one URL (the rest are ignored with a notice).
 MAX_KEYS = 64
 #: Longest key and longest value read (characters); longer ones are ignored with a notice.
 MAX_KEY_LEN, MAX_VALUE_LEN = 100, 2000
-
-# ASCII digits only: Python's int() and float() also take other scripts' digits
-# ("\u0663", fullwidth digits) and "_" separators, which no link needs.
-_INT = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
-
-
-def parse_int(text: str) -> int:
-    """A whole number written with ASCII digits (at most 18); raises ValueError otherwise.
-
-    >>> parse_int(" -42 ")
-    -42
-    >>> parse_int("\u2460")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected a whole number (digits 0-9, at most 18 of them)
-    """
-    s = str(text).strip()
-    if len(s) > 20 or not _INT.fullmatch(s):
-        raise ValueError("expected a whole number (digits 0-9, at most 18 of them)")
-    return int(s)
-
-
-def parse_float(text: str) -> float:
-    """A finite decimal number (``1e-3``, ``.5``); NaN, infinities and other scripts' digits refused.
-
-    >>> parse_float("3e-4")
-    0.0003
-    >>> parse_float("nan")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected a finite number such as 0.5 or 1e-3
-    """
-    s = str(text).strip()
-    if len(s) > 40 or not _FLOAT.fullmatch(s):
-        raise ValueError("expected a finite number such as 0.5 or 1e-3")
-    v = float(s)
-    if not math.isfinite(v):
-        raise ValueError("expected a finite number such as 0.5 or 1e-3")
-    return v
-
-
-def parse_int_list(text: str) -> list[int]:
-    """Comma-separated whole numbers (``"400, 100"``), each as :func:`parse_int` reads it."""
-    return [parse_int(s) for s in str(text).replace(" ", "").split(",") if s]
-
 
 def _as_text(v: Any, what: str) -> str:
     if isinstance(v, (bytes, bytearray)):
@@ -182,41 +138,6 @@ def guard_panel_query() -> None:
 
 
 guard_panel_query()
-
-
-def parse_value(p: param.Parameter, text: str) -> Any:
-    """Text from a URL as a value for parameter ``p`` (raises ValueError)."""
-    if isinstance(p, param.Boolean):
-        low = text.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {text!r}")
-    if isinstance(p, param.Integer):
-        return parse_int(text)
-    if isinstance(p, param.Number):
-        return parse_float(text)
-    if isinstance(p, param.ListSelector):
-        return [s for s in text.split(",") if s]
-    if isinstance(p, param.List):
-        return parse_int_list(text)
-    if isinstance(p, param.Selector):
-        for obj in p.objects:                      # match by text, keep the object's own type
-            if str(obj) == text:
-                return obj
-        raise ValueError(f"must be one of {[str(o) for o in p.objects]}")
-    return text
-
-
-def value_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return ",".join(str(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:.10g}"
-    return str(v)
 
 
 def params_from_query(cls: type[param.Parameterized], query: Mapping[str, Any],

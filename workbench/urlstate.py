@@ -19,34 +19,31 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from spikewb.engine.data.datasets import available
-from spikewb.engine.network import Architecture
-from spikewb.engine.rules import rule_class
+from spikewb.engine.training.setup import RunSetup, SetupProblem
 
-from spikewb.workbench.pagestate import ignored, parse_int, parse_int_list, read_query, unknown
-from spikewb.workbench.pagestate import parse_value as _parse
+from spikewb.workbench.pagestate import ignored, read_query, unknown
 from spikewb.workbench.pagestate import value_text as _text
 from spikewb.workbench.server.safetext import quote, shorten
 
 #: Session-level keys and how to read them.
-SESSION_KEYS = ("rule", "dataset", "hidden", "seed")
+SESSION_KEYS = RunSetup.FIELDS
 #: Query keys that are never part of the setup (Panel's own, e.g. theme; page options).
 IGNORED = {"theme", "embed", "refresh"}
 
 
 def setup_of(session) -> dict[str, Any]:
     """The reproducible setup of a session (rule params only where not default)."""
-    rule = session.rule
-    cls = type(rule)
-    setup: dict[str, Any] = {"rule": session.rule_name, "dataset": session.dataset,
-                             "hidden": list(session.hidden), "seed": int(session.seed)}
-    for name, p in cls.param.objects("existing").items():
-        if name == "name":
-            continue
-        v = getattr(rule, name)
-        if v != p.default:
-            setup[name] = v
-    return setup
+    return RunSetup.of_rule(session.rule, rule=session.rule_name, dataset=session.dataset,
+                            hidden=session.hidden, seed=session.seed).as_dict()
+
+
+def problem_text(p: SetupProblem, extra: str = "") -> str:
+    """A :class:`SetupProblem` as the notice a page shows (plain text: escape where shown)."""
+    if p.reason is None:
+        return unknown(p.key, extra)
+    if p.key == "rule":
+        return f"URL setting rule={quote(p.text)} ignored ({shorten(p.reason, 200)})"
+    return ignored(p.key, p.text, p.reason)
 
 
 def to_query(setup: Mapping[str, Any]) -> dict[str, str]:
@@ -71,41 +68,15 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
     Returns ``(setup, problems)``: values that cannot be used are left out and
     described in ``problems`` (plain text, for the page to show escaped) rather
-    than raising.
+    than raising.  The reading itself is :meth:`RunSetup.from_text`'s.
     """
     flat, problems = read_query(query)
-    setup: dict[str, Any] = {}
-    rule_key = flat.get("rule", "desire")
-    try:
-        cls = rule_class(rule_key)
-        setup["rule"] = rule_key
-    except Exception as exc:  # ConfigError: unknown rule
-        problems.append(f"URL setting rule={quote(rule_key)} ignored ({shorten(exc, 200)}); desire used")
-        cls = rule_class("desire")
-    for k, text in flat.items():
-        if k in IGNORED or k == "rule":
-            continue
-        try:
-            if k == "hidden":
-                setup[k] = Architecture.parse_hidden(",".join(map(str, parse_int_list(text))))
-            elif k == "seed":
-                seed = parse_int(text)
-                if not 0 <= seed < 2**31:
-                    raise ValueError("expected an integer in [0, 2^31)")
-                setup[k] = seed
-            elif k == "dataset":  # a name only: a link never names a folder on the server
-                if text not in available():
-                    raise ValueError(f"choose one of {', '.join(available())}")
-                setup[k] = text
-            elif k in cls.param and k != "name":
-                value = _parse(cls.param[k], text)
-                cls(**{k: value})  # bounds and types checked by the declaration
-                setup[k] = value
-            else:
-                problems.append(unknown(k))
-        except Exception as exc:  # ValueError, TypeError, ConfigError: never out of a page build
-            problems.append(ignored(k, text, exc))
-    return setup, problems
+    flat = {k: v for k, v in flat.items() if k not in IGNORED}
+    setup, found = RunSetup.from_text(flat)
+    refused = {p.key for p in found}
+    out = {k: v for k, v in setup.as_dict().items() if k in flat and k not in refused}
+    out["rule"] = setup.rule
+    return out, problems + [problem_text(p) for p in found]
 
 
 def session_kwargs(setup: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,15 +30,31 @@ import re
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from spikewb.engine.errors import ConfigError
+from spikewb.engine.text import parse_int
+from spikewb.engine.training.setup import RunSetup
 
-#: Keys of a combination that are not rule hyperparameters.
-SPECIAL_KEYS = ("hidden", "seed", "epochs", "dataset", "rule", "train_limit", "eval_limit")
+#: Keys of a combination that are not rule hyperparameters: the run setup's fields and the schedule.
+SCHEDULE_KEYS = ("epochs", "train_limit", "eval_limit")
+SPECIAL_KEYS = (*RunSetup.FIELDS, *SCHEDULE_KEYS)
 
 
-def _value(text: str):
+def _value(key: str, text: str):
+    """One grid value: a setup field or a schedule count read as such, else JSON / text.
+
+    Rule hyperparameters stay loosely typed here (the grid may vary the rule
+    itself); :func:`setup_of` checks every combination against its rule.
+    """
+    if key == "hidden":
+        return RunSetup.parse_hidden(text.replace("/", ","))
+    if key == "seed":
+        return RunSetup.parse_seed(text)
+    if key in SCHEDULE_KEYS:
+        return parse_int(text)
+    if key in ("rule", "dataset"):
+        return text
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -61,11 +77,29 @@ def parse_grid(text: str) -> dict[str, list]:
         vals = [v for v in values.split(",") if v != ""]
         if not vals:
             raise ConfigError(f"grid key {key!r} has no values")
-        if key == "hidden":
-            grid[key] = [[int(h) for h in v.split("/")] for v in vals]
-        else:
-            grid[key] = [_value(v) for v in vals]
+        try:
+            grid[key] = [_value(key, v) for v in vals]
+        except ValueError as exc:
+            raise ConfigError(f"grid key {key!r}: {exc}") from None
     return grid
+
+
+def setup_of(spec: Mapping[str, Any]) -> RunSetup:
+    """The :class:`RunSetup` of one combination, every value checked (raises ConfigError).
+
+    Rule hyperparameters given as text (a YAML file's strings) are read against
+    the rule's declarations, like a link's or ``-p``'s.
+    """
+    rule = str(spec.get("rule", "desire"))
+    params = {}
+    for k, v in spec.items():
+        if k in SPECIAL_KEYS:
+            continue
+        params[k] = RunSetup.parse_assignment(rule, k, v) if isinstance(v, str) else v
+    setup = RunSetup(rule=rule, dataset=str(spec.get("dataset", "mnist-5k")), seed=int(spec.get("seed", 0)),
+                     hidden=[int(h) for h in spec.get("hidden", [100])], params=params)
+    setup.make_rule()                       # unknown names, types and bounds raise ConfigError
+    return setup
 
 
 def expand(grid: dict[str, list], base: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,8 +142,6 @@ def train_run(spec: dict[str, Any], run_dir: str | os.PathLike, progress: Callab
     Returns the final status dict.
     """
     from spikewb.engine.data.datasets import load_dataset
-    from spikewb.engine.network import Architecture
-    from spikewb.engine.rules import make_rule
     from spikewb.engine.training.trainer import Trainer
 
     run_dir = Path(run_dir)
@@ -121,7 +153,7 @@ def train_run(spec: dict[str, Any], run_dir: str | os.PathLike, progress: Callab
     t0 = time.perf_counter()
     _atomic_json(run_dir / "status.json", {"status": "running", "pid": os.getpid(), "started": time.time()})
     try:
-        params = {k: v for k, v in spec.items() if k not in SPECIAL_KEYS}
+        setup = setup_of(spec)
         data = load_dataset(spec.get("dataset", "mnist-5k"))
         if spec.get("train_limit") or spec.get("eval_limit"):
             data = data.subset(spec.get("train_limit"), spec.get("eval_limit"))
@@ -129,10 +161,8 @@ def train_run(spec: dict[str, Any], run_dir: str | os.PathLike, progress: Callab
         if ckpt.exists():
             trainer = Trainer.from_checkpoint(ckpt, data=data)
         else:
-            arch = Architecture(n_inputs=data.n_features, hidden=list(spec.get("hidden", [100])),
-                                n_outputs=data.n_classes)
-            trainer = Trainer(make_rule(spec.get("rule", "desire"), **params), data, arch,
-                              seed=int(spec.get("seed", 0)))
+            trainer = Trainer(setup.make_rule(), data, setup.architecture(data.n_features, data.n_classes),
+                              seed=setup.seed)
 
         def on_epoch(result):
             rows = [h.as_dict() for h in trainer.history]

@@ -39,7 +39,7 @@ from bokeh.models import ColumnDataSource, LinearAxis, Legend, LegendItem, Linea
 from bokeh.palettes import Category10_10
 
 from spikewb.engine.errors import SpikeWorkbenchError
-from spikewb.engine.network import Architecture
+from spikewb.engine.training.setup import RunSetup
 from spikewb.engine.rules import rule_class, rule_names
 
 from spikewb.workbench.sessions.compare import (EMBEDDED_DATASETS, MAX_PANES, MIN_PANES, CompareSession, PaneSpec, check_hidden,
@@ -300,7 +300,7 @@ class PaneEditor:
     def spec(self) -> PaneSpec:
         """The pane's validated spec (raises ConfigError naming the pane)."""
         try:
-            hidden = check_hidden(Architecture.parse_hidden(self.hidden.value))
+            hidden = check_hidden(RunSetup.parse_hidden(self.hidden.value))
             params = parse_settings(self.rule.value, self.settings.value)
             return PaneSpec(self.rule.value, hidden, params).validated()
         except (SpikeWorkbenchError, ValueError) as exc:

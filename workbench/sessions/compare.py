@@ -48,7 +48,9 @@ from spikewb.engine.rules import make_rule, rule_class, rule_names
 from spikewb.engine.training.trainer import EpochResult, Trainer
 
 from spikewb.workbench.server.limits import Limits, SlotPool
-from spikewb.workbench.pagestate import ignored, parse_int, parse_int_list, parse_value, read_query, unknown, value_text
+from spikewb.engine.training.setup import RunSetup
+from spikewb.workbench.pagestate import ignored, read_query, unknown, value_text
+from spikewb.workbench.urlstate import problem_text
 from spikewb.workbench.server.safetext import quote
 from spikewb.workbench.sessions.worker import CommandWorker
 
@@ -81,20 +83,21 @@ class PaneSpec:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "params", dict(self.params))
 
+    def setup(self, seed: int = 0, dataset: str = EMBEDDED_DATASETS[0]) -> RunSetup:
+        """This pane as a :class:`RunSetup` (the page's shared seed and dataset added)."""
+        return RunSetup(rule=self.rule, hidden=list(self.hidden), params=dict(self.params), seed=int(seed),
+                        dataset=str(dataset))
+
     def validated(self) -> "PaneSpec":
         """Check the rule, its hyperparameters and the hidden sizes (raises ConfigError)."""
-        cls = rule_class(self.rule)
+        rule_class(self.rule)
         check_hidden(self.hidden)
-        try:
-            make_rule(self.rule, **self.params)  # unknown names and bad values raise ConfigError
-        except TypeError as exc:
-            raise ConfigError(f"{cls.key}: {exc}") from None
+        self.setup().make_rule()  # unknown names and bad values raise ConfigError
         return self
 
     def label(self) -> str:
         """Short description: ``desire 100 lr=0.003``."""
-        extra = " ".join(f"{k}={value_text(v)}" for k, v in sorted(self.params.items()))
-        return " ".join(s for s in (self.rule, "-".join(map(str, self.hidden)) or "no hidden", extra) if s)
+        return self.setup().label()
 
 
 def check_hidden(hidden) -> tuple[int, ...]:
@@ -144,22 +147,11 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"at most {MAX_PANES} panes; the extra ones were dropped")
         while len(rules) < MIN_PANES:
             rules.append("desire")
-    setup: dict[str, Any] = {"seed": 0, "dataset": EMBEDDED_DATASETS[0]}
-    if "seed" in flat:
-        try:
-            seed = parse_int(flat["seed"])
-            if not 0 <= seed < 2**31:
-                raise ValueError("out of range")
-            setup["seed"] = seed
-        except ValueError as exc:
-            problems.append(ignored("seed", flat["seed"], f"{exc}: expected an integer in [0, 2^31)"))
-    if "dataset" in flat:
-        if flat["dataset"] in EMBEDDED_DATASETS:
-            setup["dataset"] = flat["dataset"]
-        else:
-            problems.append(ignored("dataset", flat["dataset"], f"choose from {', '.join(EMBEDDED_DATASETS)}"))
-    hidden: dict[int, tuple[int, ...]] = {}
-    params: dict[int, dict[str, Any]] = {i: {} for i in range(len(rules))}
+    shared, found = RunSetup.from_text({k: flat[k] for k in ("seed", "dataset") if k in flat},
+                                       datasets=EMBEDDED_DATASETS, fields=("seed", "dataset"))
+    problems += [problem_text(p) for p in found]
+    setup: dict[str, Any] = {"seed": shared.seed, "dataset": shared.dataset}
+    per_pane: list[dict[str, str]] = [{} for _ in rules]
     for k, text in flat.items():
         if k in SHARED_KEYS or k in PAGE_KEYS:
             continue
@@ -167,20 +159,23 @@ def from_query(query: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if not m or int(m.group(2)) > len(rules):
             problems.append(unknown(k, f" (per-pane settings end in the pane number 1..{len(rules)}, e.g. lr1)"))
             continue
-        key, i = m.group(1), int(m.group(2)) - 1
-        cls = rule_class(rules[i])
-        try:
-            if key == "hidden":
-                hidden[i] = check_hidden(Architecture.parse_hidden(",".join(map(str, parse_int_list(text)))))
-            elif key in cls.param and key != "name":
-                value = parse_value(cls.param[key], text)
-                cls(**{key: value})  # the declaration checks type and bounds
-                params[i][key] = value
+        per_pane[int(m.group(2)) - 1][m.group(1)] = text
+    hidden: dict[int, tuple[int, ...]] = {}
+    params: dict[int, dict[str, Any]] = {}
+    for i, (rule, values) in enumerate(zip(rules, per_pane)):
+        pane, found = RunSetup.from_text(values, defaults=RunSetup(rule=rule), fields=("hidden",))
+        params[i] = pane.params
+        if pane.hidden is not None:
+            try:
+                hidden[i] = check_hidden(pane.hidden)
+            except ConfigError as exc:
+                problems.append(ignored(f"hidden{i + 1}", values["hidden"], exc))
+        for p in found:
+            if p.reason is None:
+                problems.append(f"URL setting {quote(p.key + str(i + 1))} ignored: rule {rule!r} of pane "
+                                f"{i + 1} has no parameter {quote(p.key)}")
             else:
-                problems.append(f"URL setting {quote(k)} ignored: rule {cls.key!r} of pane {i + 1} has no "
-                                f"parameter {quote(key)}")
-        except Exception as exc:  # ValueError (ConfigError is one), TypeError: never out of a page build
-            problems.append(ignored(k, text, exc))
+                problems.append(ignored(p.key + str(i + 1), p.text, p.reason))
     setup["panes"] = [PaneSpec(r, hidden.get(i, DEFAULT_HIDDEN), params[i]) for i, r in enumerate(rules)]
     return setup, problems
 
@@ -211,23 +206,7 @@ def parse_settings(rule: str, text: str) -> dict[str, Any]:
     >>> parse_settings("desire", "lr=0.003")
     {'lr': 0.003}
     """
-    cls = rule_class(rule)
-    out: dict[str, Any] = {}
-    for part in re.split(r"[,;\s]+", text.strip()):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in cls.param or key == "name":
-            raise ConfigError(f"{part[:40]!r}: settings are written name=value with a parameter of {rule!r}: "
-                              f"{', '.join(k for k in cls.param if k != 'name')}")
-        try:
-            v = parse_value(cls.param[key], value.strip())
-            cls(**{key: v})
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{key}={value.strip()[:40]!r}: {exc}") from None
-        out[key] = v
-    return out
+    return RunSetup.parse_settings(rule, text)
 
 
 # ------------------------------------------------------------------ lock-step

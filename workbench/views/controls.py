@@ -29,6 +29,7 @@ from panel.io.state import set_curdoc
 
 from spikewb.engine.errors import SpikeWorkbenchError
 from spikewb.engine.rules import rule_class, rule_names
+from spikewb.engine.training.setup import RunSetup
 
 from spikewb.workbench.server.safetext import as_html, display_name
 from spikewb.workbench.sessions.session import MAX_TRACED, TrainingSession, dataset_from_idx, parse_traced
@@ -454,8 +455,7 @@ class ControlPanel(pn.viewable.Viewer):
 
     @staticmethod
     def _parse_hidden(text: str) -> list[int]:
-        from spikewb.engine.network import Architecture
-        return Architecture.parse_hidden(str(text))
+        return RunSetup.parse_hidden(str(text))
 
     def _parse_traced(self, text: str) -> list[tuple[int, int]]:
         traced = parse_traced(str(text))
