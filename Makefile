@@ -6,6 +6,8 @@ STAMP   := $(VENV)/.installed
 PORT    ?= 5006
 ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
+#: processes for the non-browser tests (pytest-xdist; `auto` = one per CPU core)
+JOBS ?= auto
 #: what `make test` runs: the test suite and the example notebooks (nbmake)
 TEST_PATHS ?= tests docs/examples
 
@@ -34,10 +36,13 @@ browser:
 	  fi; \
 	fi
 
-## test: set up and run the whole test suite (unit, learning, real-browser)
+## test: set up and run the whole test suite: unit, numeric and learning tests and the example
+## notebooks on JOBS processes (pytest-xdist; they are CPU-bound), then the real-browser tests one
+## at a time (they time pages and workers, so they get the machine to themselves)
 test: $(STAMP) browser
 	$(BIN)/spikewb warm
-	$(BIN)/python -m pytest -m "not bench and not load" --timeout=900 --durations=30 --nbmake $(TEST_PATHS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not ui and not bench and not load" -n $(JOBS) --timeout=900 --durations=20 --nbmake $(TEST_PATHS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "ui and not load" --timeout=900 --durations=20 $(TEST_PATHS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)
