@@ -265,11 +265,18 @@ def warm_up() -> None:
     so the first page does not wait for it."""
     from spikewb.workbench.sessions.session import TrainingSession
 
+    import gc
+
     s = TrainingSession(hidden=[8], autostart=False)
     try:
         s.trainer.step()
     finally:
         s.close()
+    # the session sits in reference cycles; collect it now, before freeze_startup_objects()
+    # moves every object that exists out of the collector's reach (it then lived as long as
+    # the process and /health counted it among the session objects forever)
+    del s
+    gc.collect()
 
 
 def freeze_startup_objects() -> None:
