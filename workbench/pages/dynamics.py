@@ -1,8 +1,8 @@
 """Live view of a recurrent E/I network (CUBA / COBA) for one browser session.
 
 :class:`DynamicsView` is a :class:`panel.viewable.Viewer`: it owns an
-:class:`spikewb.engine.networks.ei.EINetwork`, simulates it in a daemon worker thread
-chunk by chunk (the numba kernel releases the GIL), and draws a spike raster,
+:class:`spikewb.engine.networks.ei.EINetwork`, simulates it on the shared background
+worker (:class:`~spikewb.workbench.sessions.worker.CommandWorker`) chunk by chunk (the numba kernel releases the GIL), and draws a spike raster,
 the population rate, the potentials of a few neurons and the ISI / CV
 histograms.  Sliders for the weights, the external drive and the time
 constants are generated from the engine's parameter class with
@@ -21,7 +21,6 @@ session is destroyed.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections import deque
@@ -38,6 +37,7 @@ from spikewb.engine.networks.ei import EINetwork, EIParams, REGIMES, isi_cv, isi
 
 from spikewb.workbench.pagestate import guard_panel_query
 from spikewb.workbench.sessions.slots import SlotUser
+from spikewb.workbench.sessions.worker import CommandWorker
 
 guard_panel_query()  # a link with odd query values must not blank this page either
 
@@ -95,7 +95,7 @@ class _Ring:
         self.spike_i = np.concatenate([self.spike_i[keep], chunk.spike_i])[-self.MAX_SPIKES:]
 
 
-class DynamicsView(SlotUser, pn.viewable.Viewer):
+class DynamicsView(pn.viewable.Viewer, CommandWorker, SlotUser):
     """Interactive CUBA / COBA network: raster, rates, potentials, ISI and CV histograms."""
 
     model = param.Selector(default="cuba", objects=["cuba", "coba"], label="Network",
@@ -126,13 +126,13 @@ class DynamicsView(SlotUser, pn.viewable.Viewer):
         if net_params is not None:
             params["model"] = net_params.model
         super().__init__(**params)
+        CommandWorker.__init__(self, "dynamics")
+        self.running = False
+        self.waiting = False
+        self._next_publish = 0.0
         self.net_params = net_params if net_params is not None else make_params(self.model)
         if self.model != "cuba":
             self.param.regime.objects = ["benchmark"]
-        self._lock = threading.Lock()
-        self._pending: list[tuple] = []
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._mailbox: Snapshot | None = None
         self._seq_shown = -1
         self._callback = None
@@ -145,29 +145,22 @@ class DynamicsView(SlotUser, pn.viewable.Viewer):
         # holds one of the server's training slots (workbench/server/limits.py); a plain GET costs nothing.
         self._net: EINetwork | None = None
         self._ring: _Ring | None = None
-        self._thread: threading.Thread | None = None
-        #: Training slots shared with the trainer pages (served pages; None: simulate without one).
-        self.pool = None
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:  # scripts, notebooks, tests: at once
             self.start()
 
     def start(self, pool=None) -> None:
-        """Start the worker thread (idempotent); with a ``pool`` it simulates only while holding a slot."""
-        if self._thread is not None or self._stop.is_set():
-            return
-        self.pool = pool
-        self._thread = threading.Thread(target=self._worker, name="dynamics-worker", daemon=True)
-        self._thread.start()
-        self._wake.set()
-
-    def _slot_granted(self) -> None:
-        self._wake.set()  # the worker sleeps until the slot it queued for arrives
+        """Start the worker (idempotent); with a ``pool`` it simulates only while holding a slot."""
+        if pool is not None:
+            self.pool = pool
+        CommandWorker.start(self)
+        if self.playing and not (self.running or self.waiting):
+            self._play()
 
     def slot_wait_text(self) -> str | None:
         """The page's note while it waits for a training slot (None when not waiting)."""
         pool = self.pool
-        if pool is None or not self.playing or self._stop.is_set():
+        if pool is None or not self.playing or not self.waiting:
             return None
         place = self.queue_place()
         if place is None:
@@ -185,25 +178,32 @@ class DynamicsView(SlotUser, pn.viewable.Viewer):
         self._queue(("rebuild",))
 
     def close(self) -> None:
-        """Stop the worker and the page callback (idempotent)."""
-        self._stop.set()
-        self._wake.set()
-        self._release_slot()
+        """Stop the worker and the page callback; gives the slot back (idempotent)."""
         if self._callback is not None:
             try:
                 self._callback.stop()
             except Exception:  # already stopped with its session
                 pass
             self._callback = None
+        self._close_worker(1.0)
 
     def _queue(self, cmd) -> None:
-        with self._lock:
-            self._pending.append(cmd)
-        self._wake.set()
+        """Run ``cmd`` in the worker between two chunks (and show the result while paused)."""
+        def run():
+            self._apply(cmd)
+            if not self.running:        # a paused page shows the change at once
+                self._show_paused()
+        self._submit(run, cmd[0])
 
     @param.depends("playing", watch=True)
     def _on_play(self):
-        self._wake.set()
+        if not self.playing:
+            self._halt()
+            self._submit(self._show_paused, "pause")   # a paused page shows its last state once
+        elif not (self.running or self.waiting) and self.alive:
+            if self.error:
+                self._set_state(error="")
+            self._play()
 
     @param.depends("model", watch=True)
     def _on_model(self):
@@ -227,59 +227,40 @@ class DynamicsView(SlotUser, pn.viewable.Viewer):
         self._controls[:] = [pn.Param(self.net_params, parameters=LIVE, widgets=widgets, show_name=False,
                                       sizing_mode="stretch_width")]
 
-    # ------------------------------------------------------------------ worker thread
-    def _worker(self):
-        next_publish = 0.0
-        was_playing = True
-        while not self._stop.is_set():
-            try:
-                if self._net is None:  # built by the first slot this page gets
-                    if not (self.playing and self._take_slot()):
-                        self._wake.wait(0.5)
-                        self._wake.clear()
-                        continue
-                    self._net = EINetwork(self.net_params)
-                    self._ring = _Ring(self.window, self.net_params.dt, len(self._rec_idx()), self.stats_window)
-                with self._lock:
-                    cmds, self._pending = self._pending, []
-                for cmd in cmds:
-                    self._apply(cmd)
-                if not self.playing:
-                    if was_playing:  # show the paused state once; a paused page holds no slot
-                        was_playing = False
-                        self._release_slot()
-                        self._publish()
-                    if not cmds:
-                        self._wake.wait(0.5)
-                        self._wake.clear()
-                    if cmds:
-                        self._publish()
-                    continue
-                was_playing = True
-                if not self._take_slot():  # every slot is taken: wait for one (the grant wakes us)
-                    self._wake.wait(0.5)
-                    self._wake.clear()
-                    continue
-                t0 = time.perf_counter()
-                chunk = self._net.run(self.chunk_ms, record=self._rec_idx())
-                self._ring.add(chunk)
-                self._cost.append((chunk.wall, chunk.n_steps * chunk.dt))
-                now = time.perf_counter()
-                if now >= next_publish:
-                    self._publish()
-                    next_publish = now + self.period_ms / 1e3 * 0.9
-                factor = SPEEDS[self.speed]
-                if factor > 0:  # pace to the requested speed
-                    delay = self.chunk_ms / 1e3 / factor - (time.perf_counter() - t0)
-                    if delay > 0:
-                        self._wake.wait(delay)
-                        self._wake.clear()
-            except Exception as exc:  # show it, pause, keep the session usable
-                log.exception("dynamics worker")
-                with param.edit_constant(self):
-                    self.error = f"{type(exc).__name__}: {exc}"
+    # ------------------------------------------------------------------ worker thread (CommandWorker hooks)
+    def _set_state(self, **values) -> None:
+        error = values.pop("error", None)
+        for key, value in values.items():
+            setattr(self, key, value)
+        if error is not None:
+            with param.edit_constant(self):
+                self.error = error
+            if error:                     # a failed chunk pauses the page (Play starts it again)
                 self.playing = False
-        self._release_slot()
+
+    def _step_interval(self) -> float:
+        factor = SPEEDS[self.speed]
+        return self.chunk_ms / 1e3 / factor if factor > 0 else 0.0
+
+    def _train_step(self) -> None:
+        """Simulate one chunk (the network is built by the first slot this page gets)."""
+        if self._net is None:
+            self._build_network()
+        chunk = self._net.run(self.chunk_ms, record=self._rec_idx())
+        self._ring.add(chunk)
+        self._cost.append((chunk.wall, chunk.n_steps * chunk.dt))
+        now = time.perf_counter()
+        if now >= self._next_publish:
+            self._publish()
+            self._next_publish = now + self.period_ms / 1e3 * 0.9
+
+    def _build_network(self) -> None:
+        self._net = EINetwork(self.net_params)
+        self._ring = _Ring(self.window, self.net_params.dt, len(self._rec_idx()), self.stats_window)
+
+    def _show_paused(self) -> None:
+        if self._net is not None:
+            self._publish()
 
     def _rec_idx(self) -> np.ndarray:
         n = self._net.params.n_neurons
@@ -287,6 +268,8 @@ class DynamicsView(SlotUser, pn.viewable.Viewer):
 
     def _apply(self, cmd):
         kind = cmd[0]
+        if self._net is None:           # nothing built yet: the first chunk builds from net_params
+            return
         if kind == "new":
             self._net = EINetwork(cmd[1])
         elif kind == "rebuild":

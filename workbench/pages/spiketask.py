@@ -10,7 +10,6 @@ per-epoch metrics (correlation, van Rossum distance, patterns matched).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from spikewb.engine.training.tasks import TaskTrainer, mapping_task, xor_task
 
 from spikewb.workbench.pages.teaching import Demo, _fig
 from spikewb.workbench.sessions.slots import SlotUser
+from spikewb.workbench.sessions.worker import CommandWorker
 from spikewb.workbench.views.base import owned as _own
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 LAYER_COLORS = ("#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728")
 
 
-class SpikeTaskDemo(SlotUser, Demo):
-    """Supervised spike learning with NormAD, one pattern at a time."""
+class SpikeTaskDemo(Demo, CommandWorker, SlotUser):
+    """Supervised spike learning with NormAD, one pattern at a time.
+
+    The background work is the project's one worker (:class:`CommandWorker`):
+    Step, Reset and rate changes are commands run between two patterns,
+    Train / Pause take and give back a training slot of the server, and an
+    exception stops training and shows in the status until the next start.
+    """
 
     tutorial = "xor"
 
@@ -58,13 +64,15 @@ class SpikeTaskDemo(SlotUser, Demo):
 
     def __init__(self, **params):
         super().__init__(**params)
+        CommandWorker.__init__(self, "spiketask")
         self.title = "Spike XOR with NormAD" if self.task == "xor" else "Spike-train mapping with NormAD"
         self.tutorial = "xor" if self.task == "xor" else "mapping"
-        self._lock = threading.Lock()
-        self._cmd: list[str] = []
-        self._running = False
+        # worker state (CommandWorker): written by the worker thread, shown by the page's callback
+        self.running = False
+        self.waiting = False
+        self.error = ""
         self._status_text = "ready"
-        self._stop = False
+        self._last_publish = 0.0
         self._latest = None
         self._shown = None
         self._callback = None
@@ -74,28 +82,23 @@ class SpikeTaskDemo(SlotUser, Demo):
         self.reset_button = pn.widgets.Button(label="Reset", width=70)
         self.error_box = pn.pane.Alert("", alert_type="danger", visible=False)
         self.play_button.on_click(lambda *_: self.toggle())
-        self.step_button.on_click(lambda *_: self._queue("step"))
-        self.reset_button.on_click(lambda *_: self._queue("reset"))
+        self.step_button.on_click(lambda *_: self._submit(self._step_once, "step"))
+        self.reset_button.on_click(lambda *_: self._submit(self._reset, "reset"))
         self._build_plots()
-        self.param.watch(lambda *_: self._queue("reset"), ["task", "seed"])
-        self.param.watch(lambda *_: self._queue("params"), ["lr", "lr_hidden"])
+        self.param.watch(lambda *_: self._submit(self._reset, "reset"), ["task", "seed"])
+        self.param.watch(lambda *_: self._submit(self._apply_rates, "learning rates"), ["lr", "lr_hidden"])
         # On a served page the worker starts once the browser's websocket is connected
         # (start_streaming -> pn.state.onload) and trains only while it holds one of the
         # server's training slots (workbench/server/limits.py); a plain GET starts nothing.
-        self._thread: threading.Thread | None = None
-        #: Training slots shared with the trainer pages (served pages; None: train without one).
-        self.pool = None
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:  # scripts, notebooks, tests: at once
             self.start()
 
     def start(self, pool=None) -> None:
         """Start the worker thread (idempotent); with a ``pool`` it trains only while holding a slot."""
-        if self._thread is not None or self._stop:
-            return
-        self.pool = pool
-        self._thread = threading.Thread(target=self._worker, daemon=True, name="spiketask-worker")
-        self._thread.start()
+        if pool is not None:
+            self.pool = pool
+        CommandWorker.start(self)
 
     # ------------------------------------------------------------------ model
     def _new_trainer(self) -> TaskTrainer:
@@ -103,74 +106,61 @@ class SpikeTaskDemo(SlotUser, Demo):
         task = xor_task(seed=self.seed) if self.task == "xor" else mapping_task(seed=self.seed)
         return TaskTrainer(rule, task, seed=self.seed)
 
-    def _queue(self, cmd: str) -> None:
-        with self._lock:
-            self._cmd.append(cmd)
-
     def toggle(self) -> None:
-        self._running = not self._running
-        self.play_button.label = "Pause" if self._running else "Train"
+        """Train, or pause (also leaves the queue for a slot)."""
+        if self.running or self.waiting:
+            self._halt()
+            self._status_text = "paused"
+        else:
+            if self.error:                  # a new start after an error begins from a fresh trainer
+                self._set_state(error="")
+                self._submit(self._reset, "reset")
+            self._play()
+            self._status_text = "training"
 
-    def _set_status(self, text: str) -> None:
-        # called from the worker thread: only a plain attribute; the page's callback shows it
-        self._status_text = text
+    # ------------------------------------------------------------------ worker thread (commands, steps)
+    def _reset(self) -> None:
+        self.trainer = self._new_trainer()
+        self._set_state(error="")
+        self._latest = None
+        self._shown = None
 
-    def _worker(self) -> None:
-        last_pub = 0.0
-        while not self._stop:
-            with self._lock:
-                cmds, self._cmd = self._cmd, []
-            step_once = False
-            try:
-                for c in cmds:
-                    if c == "reset":
-                        self.trainer = self._new_trainer()
-                        self._latest = None
-                        self._shown = None
-                    elif c == "params":
-                        self.trainer.rule.param.update(lr=self.lr, lr_hidden=self.lr_hidden)
-                    elif c == "step":
-                        step_once = True
-                if not (self._running or step_once):
-                    self._release_slot()
-                    time.sleep(0.02)
-                    continue
-                if not self._take_slot():  # every slot of the server is taken: wait in the queue
-                    if step_once:
-                        self._queue("step")
-                    place = self.queue_place()
-                    self._set_status(f"waiting for a free training slot (place {place} in the queue)")
-                    time.sleep(0.1)
-                    continue
-                t0 = time.perf_counter()
-                frame = self.trainer.step()
-                hist = list(self.trainer.history)
-                now = time.perf_counter()
-                if step_once or now - last_pub > 0.05:
-                    self._latest = (frame, hist)
-                    last_pub = now
-                done = len(hist) >= self.max_epochs or (self.stop_converged and self.trainer.converged)
-                if done and self._running:
-                    self._running = False
-                    self._latest = (frame, hist)
-                    self._set_status("converged" if self.trainer.converged else f"stopped at {len(hist)} epochs")
-                elif self._running:
-                    self._set_status("training")
-                if self.speed > 0:
-                    time.sleep(max(0.0, 1.0 / self.speed - (time.perf_counter() - t0)))
-            except Exception as exc:            # shown in the page; the worker keeps serving commands
-                log.exception("spike task training failed")
-                self._running = False
-                self._set_status(f"error: {exc}")
-                time.sleep(0.1)
+    def _apply_rates(self) -> None:
+        self.trainer.rule.param.update(lr=self.lr, lr_hidden=self.lr_hidden)
+
+    def _step_once(self) -> None:
+        self._advance(publish=True)
+
+    def _train_step(self) -> None:
+        self._advance(publish=False)
+
+    def _advance(self, publish: bool) -> None:
+        """One pattern; the page sees at most ~20 frames per second."""
+        frame = self.trainer.step()
+        hist = list(self.trainer.history)
+        now = time.perf_counter()
+        if publish or now - self._last_publish > 0.05:
+            self._latest = (frame, hist)
+            self._last_publish = now
+        if self.running and (len(hist) >= self.max_epochs or (self.stop_converged and self.trainer.converged)):
+            self._latest = (frame, hist)
+            self._halt()
+            self._status_text = "converged" if self.trainer.converged else f"stopped at {len(hist)} epochs"
+
+    def status_text(self) -> str:
+        """What the worker is doing, for the page's status field."""
+        if self.error:
+            return f"error: {self.error}"
+        if self.waiting:
+            return self.waiting_text()
+        return self._status_text
 
     def close(self) -> None:
-        self._stop = True
+        """Stop the worker and the page callback; gives the slot back (idempotent)."""
         if self._callback is not None:
             self._callback.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        self._release_slot()
+            self._callback = None
+        self._close_worker(2.0)
 
     # ------------------------------------------------------------------ views
     def _build_plots(self):
@@ -214,10 +204,13 @@ class SpikeTaskDemo(SlotUser, Demo):
         self.info = pn.pane.Markdown("", css_classes=["task-info"])
 
     def update(self) -> None:
-        if self.status != self._status_text:
+        status = self.status_text()
+        if self.status != status:
             with param.edit_constant(self):
-                self.status = self._status_text
-            self.play_button.label = "Pause" if self._running else "Train"
+                self.status = status
+        label = "Pause" if self.running or self.waiting else "Train"
+        if self.play_button.label != label:
+            self.play_button.label = label
         latest = self._latest
         if latest is None or latest is self._shown:
             return

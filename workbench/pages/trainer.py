@@ -315,7 +315,7 @@ window.addEventListener("pagehide", leave);
     def close(self) -> None:
         """Stop the periodic callback and let go of the session (:meth:`_release_session`)."""
         cb, self._callback = self._callback, None
-        self.tau_sweep.cancel()
+        self.tau_sweep.close()
         stop_periodic(cb)
         self._release_session()
 

@@ -1,4 +1,7 @@
-"""The worker thread shared by the trainer's and the compare page's sessions.
+"""The one background worker behind every page that computes while it is shown.
+
+The trainer's and the compare page's sessions, the XOR / mapping pages, the
+dynamics page and the trainer's tau sweep all run on it.
 
 A :class:`CommandWorker` owns one daemon thread that sleeps on a condition
 until there is something to do, then, in this order:
@@ -25,6 +28,7 @@ starts at once.
 A subclass provides ``speed``, ``running``, ``waiting`` and ``error``
 (plain attributes or ``param`` parameters) and the step itself,
 :meth:`~CommandWorker._train_step`.  It may also override the hooks
+:meth:`~CommandWorker._step_interval` (pacing other than ``speed`` steps per second),
 :meth:`~CommandWorker._set_state` (how state is written, e.g. through
 ``param``), :meth:`~CommandWorker._after_work` (bookkeeping after each round)
 and :meth:`~CommandWorker._slot_unwanted` (decline a slot that arrives too
@@ -186,13 +190,18 @@ class CommandWorker:
         else:
             fut.set_result(result)
 
-    def _pace(self) -> None:
+    def _step_interval(self) -> float:
+        """Seconds from one step to the next (0: as soon as possible); from ``speed`` in steps per second."""
         speed = float(self.speed)
-        if speed <= 0:
+        return 1.0 / speed if speed > 0 else 0.0
+
+    def _pace(self) -> None:
+        interval = self._step_interval()
+        if interval <= 0:
             self._next_due = 0.0
             return
         now = time.perf_counter()
-        self._next_due = max(self._next_due + 1.0 / speed, now) if self._next_due else now + 1.0 / speed
+        self._next_due = max(self._next_due + interval, now) if self._next_due else now + interval
 
     def _stop_on_error(self, exc: BaseException) -> None:
         """Stop training on an exception: log it, show it in ``error``, free the slot."""

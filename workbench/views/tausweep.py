@@ -8,9 +8,11 @@ the page's dataset with the page's hyperparameters: for each chosen ``tau_s``
 network restricted to one spike per neuron is trained next to it.  It plots
 test accuracy and mean spikes per neuron against ``tau_s`` for both.
 
-The run happens in its own daemon thread (not the page's training worker);
-the page reads its progress and rows with :meth:`TauSweepPanel.poll`, called
-from a periodic callback that exists only while a run is in progress.  The
+The run happens on the project's one background worker
+(:class:`~spikewb.workbench.sessions.worker.CommandWorker`, a thread of its own
+beside the page's training worker), one time constant per step; the page reads
+its progress and rows with :meth:`TauSweepPanel.poll`, called from a periodic
+callback that exists only while a run is in progress.  The
 defaults are deliberately small (5 time constants, 600 training and 200 test
 samples, one 100-neuron hidden layer: about 10 s alone on one core, 20-30 s
 next to a training page on a 2-core machine; one epoch of so few samples
@@ -38,6 +40,8 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, Range1d
 
+from spikewb.engine.training import experiments
+from spikewb.workbench.sessions.worker import CommandWorker
 from spikewb.workbench.views.base import make_figure, set_range
 
 log = logging.getLogger(__name__)
@@ -52,10 +56,6 @@ _SWEEP_SLOT = threading.Lock()
 
 class _Cancelled(Exception):
     """Raised inside the sweep's progress callback to stop it."""
-
-
-class _NoSlot(Exception):
-    """No training slot freed within the waiting time."""
 
 
 def parse_taus(text: str) -> list[float]:
@@ -75,7 +75,7 @@ def parse_taus(text: str) -> list[float]:
     return values
 
 
-class TauSweepPanel(pn.viewable.Viewer):
+class TauSweepPanel(pn.viewable.Viewer, CommandWorker):
     """Controls, progress and result plots of the tau sweep (multi-spike vs single-spike)."""
 
     taus = param.String("1, 2.5, 5, 10, 20", label="tau_s values (ms, comma-separated)",
@@ -98,21 +98,29 @@ class TauSweepPanel(pn.viewable.Viewer):
     #: Longest wait for a free training slot (s) before the run gives up.
     SLOT_WAIT_S = 120.0
 
+    #: Steps (one time constant each) as fast as they go (CommandWorker pacing).
+    speed = 0.0
+
     def __init__(self, session, visible: bool | None = None, **params):
         super().__init__(**params)
+        CommandWorker.__init__(self, "spikewb-tau-sweep")
         self.session = session
         self.rows: list[dict] = []
         self.error = ""
+        self.waiting = False
         self._lock = threading.Lock()
         self._pending: list[dict] = []
         self._fraction = 0.0
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._cancel = threading.Event()
+        self._active = False          # a sweep was started and has not ended
         self._finished = False
         self._callback = None
         self._started = 0.0
-        self._waiting = False
         self._no_slot = False
+        self._plan: list[float] = []
+        self._kwargs: dict = {}
+        self._n_settings = 0
+        self._deadline = 0.0
         #: The card (~130 Bokeh models) is built when the page first trains multi-spike BP;
         #: until then the page holds this empty slot.
         self.slot = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -222,8 +230,8 @@ class TauSweepPanel(pn.viewable.Viewer):
                     single_spike=bool(self.single_spike), seed=int(self.session.seed), **params)
 
     def run(self, background: bool = True) -> bool:
-        """Start a sweep (in a thread unless ``background`` is False); False when refused."""
-        if self.running:
+        """Start a sweep; False when refused.  ``background=False`` returns when it has ended."""
+        if self.running or self._active:
             return False
         self._build()
         try:
@@ -239,7 +247,9 @@ class TauSweepPanel(pn.viewable.Viewer):
             return False
         self.rows, self._pending, self._fraction, self.error, self._finished = [], [], 0.0, "", False
         self._no_slot = False
-        self._stop.clear()
+        self._cancel.clear()
+        self._plan, self._kwargs = list(kwargs["tau_s_values"]), kwargs
+        self._n_settings = len(self._plan)
         for src in self.sources.values():
             src.data = self._empty()
         with param.edit_constant(self):
@@ -249,83 +259,110 @@ class TauSweepPanel(pn.viewable.Viewer):
         n = len(kwargs["tau_s_values"]) * (2 if kwargs["single_spike"] else 1)
         self.status.object = f"Running {n} trainings of {kwargs['n_train']} samples ..."
         self._started = time.perf_counter()
+        self.pool = getattr(self.session, "pool", None)   # the page session's training slots
+        self._deadline = time.monotonic() + float(self.SLOT_WAIT_S)
+        self._active = True
+        self.start()
+        self._play()                                       # trains now, or queues for a slot
         if not background:
-            self._work(kwargs)
+            self.join()
             self.poll()
             return True
-        self._thread = threading.Thread(target=self._work, args=(kwargs,), name="spikewb-tau-sweep", daemon=True)
-        self._thread.start()
         self._start_polling()
         return True
 
     def cancel(self) -> None:
-        """Stop the sweep after the sample in progress."""
-        self._stop.set()
+        """Stop the sweep after the sample in progress; a sweep still waiting leaves the queue."""
+        self._cancel.set()
+        if self._active and self.waiting:
+            self._end("cancelled")
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the sweep thread (tests, CLI)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until the sweep has ended (tests, synchronous runs); gives up waiting for a slot
+        after ``SLOT_WAIT_S``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._active and (deadline is None or time.monotonic() < deadline):
+            self._check_wait()
+            time.sleep(0.02)
 
-    @property
-    def pool(self):
-        """The training slots of the page's session (None: no limit)."""
-        return getattr(self.session, "pool", None)
+    def close(self) -> None:
+        """Cancel any sweep and end the worker thread (the page is going away)."""
+        self.cancel()
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+        self._close_worker(0.1)   # a step in progress stops at its next sample; the page need not wait
 
     def slot_position(self) -> int | None:
         """1-based place in the queue for a training slot, or None when not waiting."""
         return self.pool.position(self) if self.pool is not None else None
 
-    def _take_slot(self) -> None:
-        """Hold a training slot, waiting for one if needed (raises _Cancelled or _NoSlot)."""
-        pool = self.pool
-        if pool is None:
-            return
-        granted = threading.Event()
-        if pool.request(self, granted.set):
-            return
-        self._waiting = True
-        deadline = time.monotonic() + float(self.SLOT_WAIT_S)
-        try:
-            while not granted.wait(0.1):
-                if self._stop.is_set():
-                    raise _Cancelled()
-                if time.monotonic() >= deadline:
-                    raise _NoSlot(f"no training slot freed within {self.SLOT_WAIT_S:.0f} s; every slot of "
-                                  "this server is training. Pause training on a page (this one included) or try "
-                                  "again later")
-        finally:
-            self._waiting = False
+    # ------------------------------------------------------------------ worker (CommandWorker hooks)
+    def _set_state(self, **values) -> None:
+        values.pop("running", None)       # the panel's own ``running`` is set by poll() on the page's thread
+        for key, value in values.items():
+            setattr(self, key, value)
 
-    def _work(self, kwargs: dict) -> None:
-        from spikewb.engine.training.experiments import tau_sweep
+    def _slot_unwanted(self) -> bool:
+        return self._cancel.is_set() or not self._active
+
+    def _check_wait(self) -> None:
+        """Give up when no slot freed within ``SLOT_WAIT_S`` (poll / join)."""
+        if self._active and self.waiting and time.monotonic() >= self._deadline:
+            self._no_slot = True
+            self._end(f"no training slot freed within {self.SLOT_WAIT_S:.0f} s; every slot of this server "
+                      "is training. Pause training on a page (this one included) or try again later")
+
+    def _end(self, error: str) -> None:
+        """End the sweep once: give the slot (or queue place) and the one-sweep lock back."""
+        with self._lock:
+            if not self._active:
+                return
+            self.error = error
+            self._plan = []
+        self._halt()
+        _SWEEP_SLOT.release()
+        self._finished = True
+        self._active = False
+
+    def _train_step(self) -> None:
+        """One time constant: the multi-spike network and its single-spike twin."""
+        if self._cancel.is_set():
+            self._end("cancelled")
+            return
+        if not self._plan:
+            self._end("")
+            return
+        done = self._n_settings - len(self._plan)
+        if done == 0:
+            self._started = time.perf_counter()  # the run's time, without the wait
+        tau = self._plan[0]
 
         def on_row(row):
             with self._lock:
                 self._pending.append(dict(row))
 
         def on_progress(fraction):
-            if self._stop.is_set():
+            if self._cancel.is_set():
                 raise _Cancelled()
-            self._fraction = fraction
+            self._fraction = (done + fraction) / max(self._n_settings, 1)
 
         try:
-            self._take_slot()
-            self._started = time.perf_counter()  # the run's time, without the wait
-            tau_sweep(callback=on_row, progress=on_progress, **kwargs)
+            experiments.tau_sweep(callback=on_row, progress=on_progress,
+                                  **{**self._kwargs, "tau_s_values": (tau,)})
         except _Cancelled:
-            self.error = "cancelled"
-        except _NoSlot as exc:
-            self._no_slot = True
-            self.error = str(exc)
+            self._end("cancelled")
+            return
         except Exception as exc:  # shown in the panel, never swallowed
             log.exception("tau sweep failed")
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            if self.pool is not None:
-                self.pool.release(self)  # the slot, or the place in its queue
-            _SWEEP_SLOT.release()
-            self._finished = True
+            self._end(f"{type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            if self._plan:
+                self._plan.pop(0)
+            last = not self._plan
+        if last:
+            self._end("")
 
     def _start_polling(self) -> None:
         if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
@@ -338,14 +375,16 @@ class TauSweepPanel(pn.viewable.Viewer):
             new, self._pending = self._pending, []
         if new:
             self.rows.extend(new)
+            self.rows.sort(key=lambda r: (r["mode"], r["tau_s"]))   # multi-spike rows first, by tau
             self._plot()
+        self._check_wait()
         finished = self._finished
         fraction = 1.0 if finished and not self.error else self._fraction
         with param.edit_constant(self):
             self.progress = min(max(float(fraction), 0.0), 1.0)
         self.bar.value = int(round(1000 * self.progress))
         seconds = time.perf_counter() - self._started
-        if not finished and self._waiting:
+        if not finished and self.waiting:
             pos = self.slot_position()
             here = self.pool is not None and self.pool.holds(self.session)
             self.status.object = (
