@@ -28,7 +28,8 @@ The public API is importable from the top level (loaded on first use, so
 
 Engine names: :func:`load_dataset`, :class:`Dataset`, the encodings
 (:func:`rate_deterministic`, :func:`rate_bernoulli`, :func:`time_to_first_spike`),
-:class:`Architecture`, :func:`make_rule`, :func:`rule_class`, :func:`rule_names`,
+:class:`Architecture`, :class:`RunSetup` (rule, hyperparameters, layers, dataset and seed of a run,
+and their text form), :func:`make_rule`, :func:`rule_class`, :func:`rule_names`,
 :class:`LearningRule`, :class:`Trainer`, :class:`Frame`, :class:`Record`,
 :class:`Recording`, :data:`REPRODUCTIONS`.  Page components (these import Panel):
 :class:`TrainerWorkbench`, :class:`CompareApp`, :class:`ResultsPage`,
@@ -49,6 +50,7 @@ _PUBLIC = {
     "rate_bernoulli": "spikewb.engine.data.encoding",
     "time_to_first_spike": "spikewb.engine.data.encoding",
     "Architecture": "spikewb.engine.network",
+    "RunSetup": "spikewb.engine.training.setup",
     "make_rule": "spikewb.engine.rules",
     "rule_class": "spikewb.engine.rules",
     "rule_names": "spikewb.engine.rules",
