@@ -39,3 +39,28 @@ def tiny(mnist5k):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def until(cond, timeout: float = 30.0, interval: float = 0.02) -> None:
+    """Poll ``cond()`` until it is true; fail after ``timeout`` seconds (background-worker tests)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def closing():
+    """``keep(obj)`` returns ``obj`` and closes it at the end of the test (pages with workers)."""
+    made = []
+
+    def keep(obj):
+        made.append(obj)
+        return obj
+
+    yield keep
+    for obj in made:
+        obj.close()

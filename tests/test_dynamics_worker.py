@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from .conftest import until
+
 from spikewb.workbench.pages.dynamics import DynamicsView
 from spikewb.workbench.server.limits import SlotPool
 from spikewb.workbench.sessions.worker import CommandWorker
@@ -14,32 +16,15 @@ from spikewb.workbench.sessions.worker import CommandWorker
 FAST = "as fast as possible"
 
 
-def _until(cond, timeout=60.0):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 @pytest.fixture
-def views():
-    made = []
-
-    def make(**kw):
-        v = DynamicsView(**kw)
-        made.append(v)
-        return v
-
-    yield make
-    for v in made:
-        v.close()
+def views(closing):
+    return lambda **kw: closing(DynamicsView(**kw))
 
 
 def test_plays_pauses_and_resets_between_chunks(views):
     v = views(speed=FAST)
     assert isinstance(v, CommandWorker)
-    _until(lambda: v._mailbox is not None and v._mailbox.t_end > 0.2)
+    until(lambda: v._mailbox is not None and v._mailbox.t_end > 0.2)
     v.playing = False
     v.sync()
     v.update()
@@ -51,7 +36,7 @@ def test_plays_pauses_and_resets_between_chunks(views):
     v.sync()
     assert v._mailbox.t_end == 0.0                                # the reset shows at once, still paused
     v.playing = True
-    _until(lambda: v._mailbox.t_end > 0.05)
+    until(lambda: v._mailbox.t_end > 0.05)
 
 
 def test_waits_for_a_slot_and_frees_it_when_paused_or_closed(views):
@@ -64,7 +49,7 @@ def test_waits_for_a_slot_and_frees_it_when_paused_or_closed(views):
     time.sleep(0.3)
     assert v._net is None                                         # nothing built without the slot
     pool.release("a trainer page")
-    _until(lambda: v._mailbox is not None)
+    until(lambda: v._mailbox is not None)
     assert pool.holds(v)
     v.playing = False
     assert not pool.holds(v) and pool.counts() == (0, 0)          # a paused page holds no slot
@@ -76,17 +61,17 @@ def test_waits_for_a_slot_and_frees_it_when_paused_or_closed(views):
 
 def test_a_failing_chunk_pauses_and_shows_the_error(views):
     v = views(speed=FAST)
-    _until(lambda: v._net is not None)
+    until(lambda: v._net is not None)
 
     def broken(*a, **k):
         raise FloatingPointError("potential is NaN")
 
     v._net.run = broken
-    _until(lambda: bool(v.error))
+    until(lambda: bool(v.error))
     assert v.error == "FloatingPointError: potential is NaN" and not v.playing and not v.running
     v.reset()                                                     # Reset clears the error ...
     v.sync()
     assert v.error == ""
     del v._net.run                                                # ... and Play simulates again
     v.playing = True
-    _until(lambda: v.running and v._mailbox is not None and v._mailbox.t_end > 0.05)
+    until(lambda: v.running and v._mailbox is not None and v._mailbox.t_end > 0.05)

@@ -11,38 +11,23 @@ import time
 
 import pytest
 
+from .conftest import until
+
 from spikewb.workbench.pages.spiketask import SpikeTaskDemo
 from spikewb.workbench.server.limits import SlotPool
 from spikewb.workbench.sessions.worker import CommandWorker
 
 
-def _until(cond, timeout=30.0):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 @pytest.fixture
-def demos():
-    made = []
-
-    def make(**kw):
-        d = SpikeTaskDemo(**kw)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.close()
+def demos(closing):
+    return lambda **kw: closing(SpikeTaskDemo(**kw))
 
 
 def test_is_the_shared_worker_and_stops_at_the_epoch_limit(demos):
     d = demos(max_epochs=3)
     assert isinstance(d, CommandWorker)
     d.toggle()
-    _until(lambda: not d.running)
+    until(lambda: not d.running)
     d.update()
     assert d.epoch == 3 and d.status == "stopped at 3 epochs" and d.play_button.label == "Train"
     assert d.metric_src.data["epoch"] == [0, 1, 2]                 # the page shows every epoch
@@ -75,7 +60,7 @@ def test_waits_for_a_slot_starts_when_one_frees_and_gives_it_back(demos):
     time.sleep(0.3)
     assert len(d.trainer.history) == 0                             # nothing trained without the slot
     pool.release("another page")
-    _until(lambda: not (d.waiting or d.running))
+    until(lambda: not (d.waiting or d.running))
     assert len(d.trainer.history) == 2 and not pool.holds(d) and pool.counts() == (0, 0)
 
 
@@ -92,7 +77,7 @@ def test_pause_leaves_the_queue_and_close_frees_the_slot(demos):
     e = demos(max_epochs=100_000)
     e.start(pool=pool)
     e.toggle()
-    _until(lambda: len(e.trainer.history) >= 1)
+    until(lambda: len(e.trainer.history) >= 1)
     assert pool.holds(e)
     e.close()
     assert not e.alive and not pool.holds(e) and pool.counts() == (0, 0)
@@ -106,10 +91,10 @@ def test_an_exception_stops_training_and_shows_in_the_status(demos):
 
     d.trainer.step = broken
     d.toggle()
-    _until(lambda: bool(d.error))
+    until(lambda: bool(d.error))
     d.update()
     assert not d.running and d.status == "error: FloatingPointError: weights became NaN"
     d.toggle()                                                     # Train again: fresh trainer, error gone
-    _until(lambda: len(d.trainer.history) >= 1)
+    until(lambda: len(d.trainer.history) >= 1)
     d.update()
     assert d.status == "training" and not d.error
