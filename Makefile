@@ -52,7 +52,7 @@ test-ui: $(STAMP) browser
 
 ## test-nojit: engine tests with numba off (readable tracebacks, kernel coverage)
 test-nojit: $(STAMP)
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/test_neurons.py tests/test_encoding.py tests/rules/test_desire.py
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/engine/neurons/test_neurons.py tests/engine/data/test_encoding.py tests/engine/rules/test_desire.py
 
 ## examples: run the example notebooks top to bottom (quick mode; SPIKEWB_FULL=1 for full size)
 examples: $(STAMP)

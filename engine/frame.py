@@ -7,6 +7,12 @@ in a replay buffer, or be compared in a test without copying anything else.
 Layer numbering is the same everywhere: layer 0 is the input (encoded spikes),
 layers ``1..L`` are the neuron layers, layer ``L`` is the output.  Weight layer
 ``l`` (``1..L``) connects layer ``l-1`` to layer ``l``.
+
+Rule-specific arrays go into :attr:`Frame.extras`; :data:`EXTRAS` names every
+key a rule may write and says what it holds and when it is present:
+
+>>> sorted(k for k in EXTRAS if k.startswith("grad_pos"))
+['grad_pos_counts', 'grad_pos_i', 'grad_pos_t']
 """
 
 from __future__ import annotations
@@ -56,6 +62,127 @@ class Record:
 RECORD_SPIKES = Record()
 #: Nothing but the scalars and per-layer counts: headless training.
 RECORD_NONE = Record(spikes=False)
+
+
+#: Keys of :attr:`Frame.extras` and what each holds.  Every rule writes its
+#: own subset; a key is absent when its rule or its recording condition does not
+#: apply.  "Per layer" means a tuple with one array per layer 0..L; "recorded
+#: neurons" means a tuple (or rows) aligned with ``Record.neurons`` /
+#: ``trace_ids``, with an empty array for an entry that has nothing to show
+#: (input layer, index out of range, pooling layer).  Times are in the rule's
+#: ``time_unit``: steps for Desire BP and SSNN-BP, ms for STiDi-BP, multispike
+#: and NormAD.
+EXTRAS: dict[str, str] = {
+    # ---- Desire BP (time unit: step)
+    "g": "Desire BP, always: per layer (float32 (n_l,), layer 0 empty) g_i = e_i * delta_i * mask_i, "
+         "the signed error a neuron hands down, so that sigma_j = sum_i W_ji g_i.",
+    "contrib": "Desire BP and STiDi-BP, recorded neurons only (float32 (n_{l+1},), empty unless "
+               "1 <= l < L): what each neuron i of layer l+1 sent to the recorded neuron j of layer l; "
+               "Desire: W_ji g_i (they sum to signal_raw), STiDi: the displacement it requested of j (ms).",
+    "contrib_down": "Desire BP and STiDi-BP, recorded neurons only (float32 (n_{l-1},), empty unless "
+                    "2 <= l <= L): what the recorded neuron i of layer l sent to each neuron j of layer l-1; "
+                    "Desire: W_ji g_i, STiDi: the displacement it requested of j (ms).",
+    "flow": "Desire BP and STiDi-BP, only with Record(flow=k > 0): float32 (n, 4) rows (l, i, j, value) "
+            "of the k largest |value| links from neuron i of layer l to neuron j of layer l-1, per layer "
+            "pair l = L..2, largest first, zeros left out; value = W_ji g_i (Desire) or the requested "
+            "displacement in ms (STiDi).",
+    "dw_in": "Incoming weight update (float32 (n_pre,)) per recorded neuron, only with "
+             "Record(weight_updates=True): Desire BP (lr delta_i mask_i sum_t z_i(t) x_j(t); recorded non-input "
+             "neurons in layer order, key absent if none), STiDi-BP (aligned with trace_ids; a conv "
+             "neuron's own patch of the kernel update), multispike (-lr dL/dw, the SGD-equivalent "
+             "step, not the Adam step applied; aligned with trace_ids), NormAD (the applied update; "
+             "valid recorded neurons in Record order, key absent if none).",
+    # ---- STiDi-BP (time unit: ms)
+    "t_fire": "STiDi-BP, always: per layer (float32 (n_l,), input included) each neuron's single spike "
+              "time in ms, inf when silent (pooling layers: the earliest time of the window).",
+    "t_desired": "STiDi-BP, always: per layer (float32 (n_l,), layer 0 empty) the desired firing time in ms "
+                 "from which the neuron's error was computed.",
+    "slope": "STiDi-BP, always: per layer (float32 (n_l,), empty for the input and pooling layers) dV/dt "
+             "at the neuron's threshold crossing (potential per ms; silent neurons: the left slope at t_end).",
+    "v_end": "STiDi-BP, always: float32 (n_out,) output membrane potentials at t_end (the decision when "
+             "no output neuron fires).",
+    "trace_t": "STiDi-BP and multispike, recorded neurons only: float32 time grid in ms of v_trace / "
+               "i_trace (201 points over [0, t_end] for STiDi, 256 over [0, t_sim] for multispike).",
+    "pwl_t": "STiDi-BP, recorded neurons only: per recorded neuron a float32 array of the breakpoint "
+             "times (ms) of its exact piecewise-linear potential.",
+    "pwl_v": "STiDi-BP, recorded neurons only: per recorded neuron a float32 array of the potential at "
+             "each breakpoint of pwl_t.",
+    "t_cross": "STiDi-BP, recorded neurons only: float32 (n_rec,) threshold-crossing time of each recorded "
+               "neuron in ms (inf if silent, NaN for input or pooling entries).",
+    "t_target": "STiDi-BP, recorded neurons only: float32 (n_rec,) desired firing time of each recorded "
+                "neuron in ms (NaN for input or pooling entries).",
+    # ---- multispike (Yamamoto et al.; time unit: ms)
+    "overflow": "multispike, always: per layer (int32 (n_l,), layer 0 zeros) threshold crossings beyond "
+                "the neuron's spike cap, simulated but not emitted.",
+    "overflow_total": "multispike, always: int64 (L+1,) total overflow crossings of each layer 0..L.",
+    "capped": "multispike, always: int64 (L+1,) number of neurons of each layer 0..L that reached the "
+              "spike cap (overflow > 0).",
+    "first_t": "multispike, always: float32 (n_out,) first spike time of each output neuron in ms, inf "
+               "when silent.",
+    "p": "multispike, always: float32 (n_out,) TTFS softmax probabilities softmax(-first_t / tau_loss) "
+         "(silent neurons counted at t_sim); empty with loss='count'.",
+    "grad_norm": "multispike, always: float32 (L,) Frobenius norm of this sample's gradient dL/dw per "
+                 "weight layer, before the optimiser (applied every batch_size samples).",
+    "tau": "multispike, whenever the Record asks for anything (Record.any): float32 (2,) = (tau_m, tau_s) "
+           "in ms that this sample ran with.",
+    "spike_t_rec": "multispike, recorded neurons only: per recorded neuron a float32 (n_spikes,) array of "
+                   "its spike times in ms.",
+    "spike_grad": "multispike, recorded neurons only: per recorded neuron float32 (n_spikes,) total "
+                  "gradient dL/dt of each of its spikes (1/ms), including what flows back through its "
+                  "later spikes (the reset term).",
+    "spike_grad_direct": "multispike, recorded neurons only: per recorded neuron float32 (n_spikes,) "
+                         "direct dL/dt of each spike (from the loss or the layer above, 1/ms), without the "
+                         "reset term.",
+    "spike_vdot": "multispike, recorded neurons only: per recorded neuron float32 (n_spikes,) dV/dt at "
+                  "each threshold crossing (potential per ms).",
+    "spike_dw_norm": "multispike, recorded neurons only: per recorded neuron float32 (n_spikes,) L2 norm "
+                     "of each spike's contribution to dL/dw of the neuron's incoming weights.",
+    "spike_dw": "multispike, recorded neurons only and only with Record(weight_updates=True): per "
+                "recorded neuron float32 (n_spikes, n_pre), each spike's contribution to dL/dw of the "
+                "neuron's incoming weights.",
+    # ---- NormAD (time unit: ms, on the dt grid)
+    "desired_t": "NormAD, always: float32 desired output spike times in ms, ascending (the task's "
+                 "target trains, or the label's train in image mode).",
+    "desired_i": "NormAD, always: int32 output neuron index of each desired_t spike.",
+    "output_t": "NormAD, always: float64 observed output spike times in ms (step * dt), ascending; "
+                "the TaskTrainer scores these.",
+    "output_i": "NormAD, always: int32 output neuron index of each output_t spike.",
+    "error_t": "NormAD, always: float32 times in ms (step * dt) of the nonzero output error events "
+               "e(t) = desired - observed raster.",
+    "error_i": "NormAD, always: int32 output neuron index of each error_t event.",
+    "error_sign": "NormAD, always: int8 sign of each error_t event, +1 a desired spike is missing, -1 an "
+                  "extra output spike.",
+    "spike_delta": "NormAD, only with Record(spikes=True): per layer float32 back-propagated error delta "
+                   "of each spike, in spike_t / spike_i order of that layer (zeros for input and output).",
+    "correlation": "NormAD TaskTrainer (spike-train tasks) only: float64 scalar, mean over output neurons "
+                   "of the Schreiber correlation (width corr_sigma ms) of output and desired trains.",
+    "matched": "NormAD TaskTrainer (spike-train tasks) only: bool scalar, every output neuron fired "
+               "exactly its desired spikes, each within the task's tolerance (ms).",
+    # ---- SSNN-BP (time unit: step)
+    "batch_applied": "SSNN-BP, always: bool 0-d array, whether this step completed a minibatch and "
+                     "applied the accumulated weight update.",
+    "grad_pos_counts": "SSNN-BP, always: per layer (int32 (n_l,), layer 0 empty) spike count of each "
+                       "neuron's positive gradient unit; signal = grad_pos_counts - grad_neg_counts.",
+    "grad_neg_counts": "SSNN-BP, always: per layer (int32 (n_l,), layer 0 empty) spike count of each "
+                       "neuron's negative gradient unit.",
+    "grad_pos_t": "SSNN-BP, only with Record(spikes=True): per layer (float32, layer 0 empty) time steps "
+                  "of the positive gradient-unit spikes.",
+    "grad_pos_i": "SSNN-BP, only with Record(spikes=True): per layer (int32, layer 0 empty) neuron index "
+                  "of each grad_pos_t spike.",
+    "grad_neg_t": "SSNN-BP, only with Record(spikes=True): per layer (float32, layer 0 empty) time steps "
+                  "of the negative gradient-unit spikes.",
+    "grad_neg_i": "SSNN-BP, only with Record(spikes=True): per layer (int32, layer 0 empty) neuron index "
+                  "of each grad_neg_t spike.",
+    "target_t": "SSNN-BP, only with Record(spikes=True): float32 time steps of the spikes of the "
+                "Bernoulli target train of the output layer.",
+    "target_i": "SSNN-BP, only with Record(spikes=True): int32 output neuron index of each target_t spike.",
+    "v_grad_pos": "SSNN-BP, always: float32 (n_rec, T) potential of each recorded neuron's positive "
+                  "gradient unit (rows aligned with trace_ids, zeros for input entries, (0, T) if none).",
+    "v_grad_neg": "SSNN-BP, always: float32 (n_rec, T) potential of the negative gradient unit, which "
+                  "integrates the negated current (= -v_grad_pos).",
+    "v_th_grad": "SSNN-BP, only when neurons are recorded: float32 0-d threshold of the gradient units, "
+                 "drawn with v_grad_pos / v_grad_neg.",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +256,7 @@ class Frame:
     time_unit: str = "step"
     #: Name of the loss.
     loss_name: str = "loss"
-    #: Rule-specific extra arrays (documented by each rule).
+    #: Rule-specific extra arrays, filled by each rule; keys and meaning: :data:`EXTRAS`.
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property

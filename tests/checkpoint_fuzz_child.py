@@ -1,4 +1,4 @@
-"""Child process of the checkpoint fuzzer (tests/test_checkpoint_fuzz.py); not a test module.
+"""Child process of the checkpoint fuzzer (tests/engine/training/test_checkpoint_fuzz.py); not a test module.
 
 ``python tests/checkpoint_fuzz_child.py RULE WORKDIR`` trains RULE for two samples
 on a tiny network, saves a checkpoint, writes hostile variants of it (every

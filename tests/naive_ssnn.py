@@ -3,7 +3,7 @@
 Slow and obvious on purpose: every SRM potential is the direct convolution
 over lags 1..M, thresholds are Python loops, the WTA is the whole-train
 relaxation, and the coincidence update is a matrix product ``X^T (d+ - d-)``.
-Used by ``tests/rules/test_ssnn.py`` and ``tests/bench/bench_ssnn.py``.
+Used by ``tests/engine/rules/test_ssnn.py`` and ``tests/bench/bench_ssnn.py``.
 """
 
 from __future__ import annotations

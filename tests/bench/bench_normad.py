@@ -13,7 +13,7 @@ Two nets:
   drives it (recording the output neuron's potential and the spikes).
 
 The forward rows also check that both sides produce the same output spike
-count (the twin tests in ``tests/rules/test_normad.py`` check the trains).
+count (the twin tests in ``tests/engine/rules/test_normad.py`` check the trains).
 Quick mode (CI): a 784-100-10 net, a few samples.
 """
 

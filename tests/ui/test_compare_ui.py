@@ -50,7 +50,7 @@ def compare_server(app_server):
 @pytest.fixture(scope="module")
 def sweep_root(tmp_path_factory):
     """A run folder with one small sweep: three finished runs and one failed run."""
-    from tests.test_results import make_sweep
+    from tests.workbench.pages.test_results import make_sweep
 
     root = tmp_path_factory.mktemp("runs")
     make_sweep(root)

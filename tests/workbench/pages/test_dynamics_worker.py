@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import until
+from tests.conftest import until
 
 from spikewb.workbench.pages.dynamics import DynamicsView
 from spikewb.workbench.server.limits import SlotPool

@@ -24,7 +24,7 @@ from spikewb.engine.errors import ConfigError
 from spikewb.engine.rules import make_rule, rule_class
 from spikewb.engine.training import reproductions as rp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = ["--dataset", "mnist-5k", "--train-limit", "600", "--eval-limit", "200", "--no-progress"]
 
 

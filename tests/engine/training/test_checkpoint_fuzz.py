@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHILD = Path(__file__).resolve().parent / "checkpoint_fuzz_child.py"
+ROOT = Path(__file__).resolve().parents[3]
+CHILD = ROOT / "tests" / "checkpoint_fuzz_child.py"
 RULES = ("desire", "stidi", "multispike", "ssnn", "normad")
 
 

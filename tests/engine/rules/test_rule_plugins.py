@@ -12,7 +12,7 @@ import pytest
 
 from tests.plugin_fixture import install_toy_plugin
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import until
+from tests.conftest import until
 
 from spikewb.workbench.pages.spiketask import SpikeTaskDemo
 from spikewb.workbench.server.limits import SlotPool

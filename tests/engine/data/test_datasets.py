@@ -117,7 +117,7 @@ def test_download_checksum_mismatch(tmp_path, monkeypatch):
 
 def test_shared_fashion_mnist_if_present():
     from pathlib import Path
-    p = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+    p = Path(__file__).resolve().parents[4] / "shared" / "data" / "fashion-mnist"
     if not p.is_dir():
         pytest.skip("../shared/data not beside the checkout")
     d = ds.load_dataset(str(p))
@@ -163,7 +163,7 @@ def _measure(tmp_path, blob: bytes, budget: int) -> dict:
     import subprocess
     import sys
     from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     f = tmp_path / "bomb.gz"
     f.write_bytes(blob)
     proc = subprocess.run([sys.executable, "-c", _MEASURE, str(f), str(budget)], capture_output=True, text=True,

@@ -13,7 +13,7 @@ from spikewb.engine.errors import ConfigError
 from spikewb.engine.networks.ei import (COBA, CUBA, REGIMES, EINetwork, firing_rates, isi_cv, make_params,
                                population_rate, random_csr, summary)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # --------------------------------------------------------------------------- hand-stepped twin
