@@ -208,9 +208,9 @@ class LearningRule(param.Parameterized):
         """Refuse combinations of hyperparameters the rule cannot run (raises ConfigError).
 
         Single values are checked by their declarations on assignment; this is
-        for rules whose parameters constrain each other.  The controls call it
-        on a copy before applying a live change, so a refused combination never
-        reaches the training worker.
+        for rules whose parameters constrain each other.  A session's
+        ``validate`` calls it on the candidate rule before a change is applied,
+        so a refused combination never reaches the training worker.
         """
 
     def state_schema(self, model: Model) -> dict[str, ArraySpec]:

@@ -565,12 +565,14 @@ class TrainingSession(param.Parameterized, CommandWorker):
             raise ConfigError(f"unknown setting(s) {unknown}; rule {rule_key!r} has "
                               f"{sorted(k for k in cls.param if k != 'name')} and the session has "
                               f"{sorted(session_keys)}")
-        if rule_changes:
+        candidate = None                # the rule the change would give, built once for every check
+        if rule_changes or self.limits is not None:
             base = self.rule.config() if rule_key == self.rule_name else {}
             try:
-                cls(**{**{k: v for k, v in base.items() if k in cls.param}, **rule_changes})
+                candidate = cls(**{**{k: v for k, v in base.items() if k in cls.param}, **rule_changes})
             except (ValueError, TypeError) as exc:
                 raise ConfigError(str(exc)) from None
+            candidate.check_params()    # constraints between parameters (e.g. tau_m = tau_s)
         if "hidden" in changes:
             hidden = changes["hidden"]
             if isinstance(hidden, str):
@@ -592,14 +594,7 @@ class TrainingSession(param.Parameterized, CommandWorker):
         if "traced" in changes:
             changes["traced"] = self._check_traced(changes["traced"], None)
         if self.limits is not None:
-            rule_params = {k: v for k, v in changes.items() if k not in session_keys}
-            if rule_key == self.rule_name:
-                rule_params = {**{k: v for k, v in self.rule.config().items() if k in cls.param}, **rule_params}
-            try:
-                probe = cls(**rule_params)
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(str(exc)) from None
-            self._check_limits(probe, changes.get("dataset", self.dataset), changes.get("hidden", self.hidden))
+            self._check_limits(candidate, changes.get("dataset", self.dataset), changes.get("hidden", self.hidden))
         return changes
 
     def _check_limits(self, rule: LearningRule, dataset: str, hidden) -> None:

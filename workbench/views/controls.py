@@ -390,18 +390,10 @@ class ControlPanel(pn.viewable.Viewer):
 
     # ================================================================ change handlers
     def _live(self, key: str, value: Any) -> None:
-        self._check_combination(key, value)
+        # apply() validates once, here in the page's thread (the declaration's bounds, the
+        # constraints between the rule's parameters, the server's limits): a refused value
+        # never reaches the training worker
         self._track(self.session.apply(**{key: value}), None)
-
-    def _check_combination(self, key: str, value: Any) -> None:
-        """Refuse a live value that breaks a constraint between the rule's parameters
-        (e.g. multi-spike BP's tau_m = tau_s) here, not in the worker at the next sample."""
-        rule = self.session.rule
-        if key not in type(rule).param or key == "name":
-            return
-        self.session.validate(**{key: value})  # the declaration's own bounds first
-        candidate = type(rule)(**{**rule.config(), key: value})
-        candidate.check_params()
 
     def _structural(self, key: str, value: Any) -> None:
         self.session.validate(**{key: value})

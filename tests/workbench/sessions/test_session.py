@@ -133,6 +133,34 @@ def test_out_of_range_value_is_refused_at_once(session):
     assert session.rule.v_th == 1.0
 
 
+def test_a_refused_combination_never_reaches_the_worker(small_data, monkeypatch):
+    """Constraints between a rule's parameters are checked once, in apply(), on one candidate rule."""
+    from spikewb.engine.rules.multispike import MultiSpikeBP
+    s = TrainingSession(rule="multispike", dataset=small_data, hidden=[8])
+    built = []
+    original = MultiSpikeBP.__init__
+
+    def counting(self, **params):
+        built.append(params)
+        original(self, **params)
+
+    try:
+        monkeypatch.setattr(MultiSpikeBP, "__init__", counting)
+        with pytest.raises(ConfigError, match="window_k"):           # tau_m / tau_s too far apart
+            s.apply(tau_s=0.05, tau_m=1000.0)
+        assert len(built) == 1                                        # one candidate, not one per check
+        s.sync()
+        assert (s.rule.tau_s, s.rule.tau_m) == (5.0, 10.0)            # nothing applied
+        built.clear()
+        s.apply(tau_s=4.0, tau_m=8.0)
+        assert len(built) == 1
+        s.sync()
+        assert (s.rule.tau_s, s.rule.tau_m) == (4.0, 8.0)
+    finally:
+        monkeypatch.undo()
+        assert s.close()
+
+
 def test_structural_change_rebuilds_the_network(session):
     assert session.is_structural(hidden=[16])
     assert not session.is_structural(v_th=0.3, lr=1e-4)
