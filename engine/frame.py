@@ -64,6 +64,26 @@ RECORD_SPIKES = Record()
 RECORD_NONE = Record(spikes=False)
 
 
+def raster_events(rasters, shift_from: int = 1) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Per-layer boolean rasters ``(steps, n)`` as ``(spike_t, spike_i)`` event tuples for a Frame.
+
+    Layers from ``shift_from`` on hold the state before the first step in row 0
+    (row ``t + 1`` is step ``t``), so their times are shifted down by one.
+
+    >>> t, i = raster_events([np.array([[1, 0], [0, 1]]), np.array([[0], [0], [1]])])
+    >>> [a.tolist() for a in t], [a.tolist() for a in i]
+    ([[0.0, 1.0], [1.0]], [[0, 1], [0]])
+    """
+    ts, is_ = [], []
+    for l, s in enumerate(rasters):
+        t, i = np.nonzero(s)
+        if l >= shift_from:
+            t = t - 1
+        ts.append(t.astype(np.float32))
+        is_.append(i.astype(np.int32))
+    return tuple(ts), tuple(is_)
+
+
 #: Keys of :attr:`Frame.extras` and what each holds.  Every rule writes its
 #: own subset; a key is absent when its rule or its recording condition does not
 #: apply.  "Per layer" means a tuple with one array per layer 0..L; "recorded

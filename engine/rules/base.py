@@ -31,6 +31,7 @@ import param
 from spikewb.engine.errors import ConfigError
 from spikewb.engine.frame import Frame, Record
 from spikewb.engine.network import Architecture, Model
+from spikewb.engine.network import layer_names as network_layer_names
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,11 @@ class LearningRule(param.Parameterized):
     #: Whether a sample's cost is set by spike events rather than a clock step count
     #: (then :meth:`time_steps` is 0 and only synapses and memory bound the network).
     event_driven: ClassVar[bool] = False
+    #: Unit of spike times in this rule's Frames: "step" (clock-driven) or "ms".
+    time_unit: ClassVar[str] = "step"
+    #: What ``Frame.loss`` measures (the learning-curve label); a rule whose loss depends on
+    #: its parameters overrides it with a property.
+    loss_name: ClassVar[str] = "loss"
     #: Named paper configurations for ``spikewb train --preset NAME``: parameter values,
     #: plus ``hidden`` (layer sizes) and ``epochs`` where the paper gives them.
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
@@ -168,6 +174,53 @@ class LearningRule(param.Parameterized):
     def config(self) -> dict:
         """Hyperparameters as a JSON-serialisable dict (for checkpoints and URLs)."""
         return {k: v for k, v in self.param.values().items() if k != "name"}
+
+    def make_frame(self, model: Model, record: Record, *, label: int, prediction: int, loss: float, lr: float,
+                   duration: float, counts, signal, signal_raw, dw_norm, target=None, spikes=None,
+                   v_trace=None, i_trace=None, extras: Mapping[str, Any] | None = None,
+                   layer_names: tuple[str, ...] | None = None, v_th: float | None = None) -> Frame:
+        """The Frame of one training step, with every field that all rules fill alike.
+
+        A rule hands over what its step computed; this fills in the rest the
+        same way for every rule: ``epoch`` from the model, ``v_th`` (the rule's
+        ``v_th`` unless given),
+        ``signal_name`` (:attr:`signals`), ``time_unit``, ``loss_name``, the
+        layer names and sizes, ``trace_ids`` from ``record``.  Per-layer
+        sequences (``counts``, ``signal``, ``signal_raw``) may give one entry
+        per neuron layer (the input's empty entry is added) or one per layer;
+        ``None`` entries become zeros of the layer's size.  ``spikes`` is a
+        ``(spike_t, spike_i)`` pair of per-layer event arrays (see
+        :func:`~spikewb.engine.frame.raster_events`) and is dropped unless
+        ``record.spikes``.  ``step`` and ``index`` are the trainer's to set.
+        """
+        sizes = tuple(int(n) for n in model.sizes)
+        spike_t, spike_i = spikes if (spikes is not None and record.spikes) else ((), ())
+
+        def per_layer(values, dtype):
+            values = list(values)
+            if len(values) == len(sizes) - 1:
+                values = [None] + values
+            if len(values) != len(sizes):
+                raise ValueError(f"{len(values)} per-layer entries for {len(sizes)} layers")
+            return tuple(np.zeros(0 if l == 0 else n, dtype) if v is None else np.asarray(v).astype(dtype, copy=False)
+                         for l, (n, v) in enumerate(zip(sizes, values)))
+
+        return Frame(
+            step=0, epoch=int(model.epoch), index=-1, label=int(label), prediction=int(prediction),
+            loss=float(loss), lr=float(lr), v_th=float(self.v_th if v_th is None else v_th),
+            duration=float(duration),
+            layer_names=layer_names or network_layer_names(len(sizes)), layer_sizes=sizes,
+            counts=per_layer(counts, np.int32), signal=per_layer(signal, np.float32),
+            signal_name=self.signals, signal_raw=per_layer(signal_raw, np.float32),
+            dw_norm=tuple(float(v) for v in dw_norm),
+            target=np.zeros(0, np.float32) if target is None else np.asarray(target, np.float32),
+            spike_t=tuple(np.asarray(t).astype(np.float32, copy=False) for t in spike_t),
+            spike_i=tuple(np.asarray(i).astype(np.int32, copy=False) for i in spike_i),
+            trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2),
+            v_trace=np.zeros((0, 0), np.float32) if v_trace is None else v_trace,
+            i_trace=np.zeros((0, 0), np.float32) if i_trace is None else i_trace,
+            time_unit=self.time_unit, loss_name=self.loss_name, extras=dict(extras or {}),
+        )
 
     # -- interface ------------------------------------------------------------------
     def build(self, arch: Architecture, rng: np.random.Generator) -> Model:

@@ -58,8 +58,8 @@ import param
 from spikewb.engine.config import njit
 from spikewb.engine.data.encoding import rate_deterministic
 from spikewb.engine.errors import ConfigError, NumericalError
-from spikewb.engine.frame import Frame, Record, RECORD_NONE
-from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.frame import Frame, Record, RECORD_NONE, raster_events
+from spikewb.engine.network import Architecture, Model
 from spikewb.engine.neurons.lif import lif_layer_forward
 from spikewb.engine.rules.base import LearningRule, label_in_range, register
 
@@ -188,6 +188,7 @@ class DesireBP(LearningRule):
     key: ClassVar[str] = "desire"
     title: ClassVar[str] = "Desire backpropagation"
     signals: ClassVar[str] = "desire"
+    loss_name: ClassVar[str] = "output rate error (MSE)"
     structural: ClassVar[tuple[str, ...]] = ("dtype",)
 
     lr = param.Number(1e-5, bounds=(0.0, 1.0), softbounds=(0.0, 1e-3), step=1e-6,
@@ -374,35 +375,15 @@ class DesireBP(LearningRule):
 
     def _frame(self, model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes, record,
                v_trace, i_trace, extras, dw_in) -> Frame:
-        sizes = model.sizes
-        n_layers = len(sizes)
-        empty = np.zeros(0, np.float32)
-        spike_t, spike_i = (), ()
-        if record.spikes:
-            ts, is_ = [], []
-            for l, s in enumerate(spikes):
-                t, i = np.nonzero(s)
-                if l > 0:
-                    t = t - 1  # row t + 1 holds step t
-                ts.append(t.astype(np.float32))
-                is_.append(i.astype(np.int32))
-            spike_t, spike_i = tuple(ts), tuple(is_)
         extras = dict(extras)
-        extras["g"] = tuple(empty if v is None else v.astype(np.float32) for v in g)
+        extras["g"] = tuple(np.zeros(0, np.float32) if v is None else v.astype(np.float32) for v in g)
         if dw_in:
             extras["dw_in"] = tuple(dw_in)
-        return Frame(
-            step=0, epoch=model.epoch, index=-1, label=int(y),
-            prediction=unique_argmax(counts[-1]), loss=loss, lr=lr, v_th=float(self.v_th),
-            duration=float(self.n_steps), layer_names=layer_names(n_layers), layer_sizes=tuple(sizes),
-            counts=tuple(counts),
-            signal=(empty, *(d.astype(np.float32) for d in delta[1:])),
-            signal_name=self.signals,
-            signal_raw=(empty, *(r.astype(np.float32) for r in raw[1:])),
-            dw_norm=tuple(dw_norm), target=target, spike_t=spike_t, spike_i=spike_i,
-            trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2),
-            v_trace=v_trace, i_trace=i_trace, loss_name="output rate error (MSE)", extras=extras,
-        )
+        return self.make_frame(
+            model, record, label=y, prediction=unique_argmax(counts[-1]), loss=loss, lr=lr,
+            duration=self.n_steps, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
+            target=target, spikes=raster_events(spikes) if record.spikes else None,
+            v_trace=v_trace, i_trace=i_trace, extras=extras)
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:

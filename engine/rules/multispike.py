@@ -125,7 +125,7 @@ from spikewb.engine.neurons import cuba
 from spikewb.engine.errors import ConfigError, NumericalError
 from spikewb.engine.frame import Frame, Record, RECORD_NONE
 from spikewb.engine.config import njit
-from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.network import Architecture, Model
 from spikewb.engine.rules.base import ArraySpec, LearningRule, label_in_range, register
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,11 @@ class MultiSpikeBP(LearningRule):
     event_driven: ClassVar[bool] = True
     title: ClassVar[str] = "Multi-spike timing BP (exact gradients)"
     signals: ClassVar[str] = "spike-time error dL/dt"
+    time_unit: ClassVar[str] = "ms"
+
+    @property
+    def loss_name(self) -> str:
+        return "TTFS softmax cross-entropy" if self.loss == "ttfs-softmax" else "spike-count squared error"
     structural: ClassVar[tuple[str, ...]] = ("dtype", "init_mean", "init_std", "init_mean_out", "init_std_out")
     xfail_checks: ClassVar[dict[str, str]] = {}
     default_hidden: ClassVar[tuple[int, ...]] = (400,)
@@ -597,17 +602,11 @@ class MultiSpikeBP(LearningRule):
         if self.loss == "count":
             target = np.full(sizes[-1], float(self.count_false), np.float32)
             target[y] = float(self.count_true)
-        return Frame(
-            step=0, epoch=model.epoch, index=-1, label=int(y), prediction=prediction, loss=float(loss), lr=lr,
-            v_th=float(self.v_th_hidden if n_layers > 2 else self.v_th_out), duration=t_sim,
-            layer_names=layer_names(n_layers), layer_sizes=tuple(sizes), counts=tuple(counts),
-            signal=tuple(signal), signal_name=self.signals, signal_raw=tuple(signal_raw),
-            dw_norm=tuple(dw_norm), target=target, spike_t=spike_t, spike_i=spike_i,
-            trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2), v_trace=v_trace, i_trace=i_trace,
-            time_unit="ms",
-            loss_name="TTFS softmax cross-entropy" if self.loss == "ttfs-softmax" else "spike-count squared error",
-            extras=extras,
-        )
+        return self.make_frame(
+            model, record, label=y, prediction=prediction, loss=loss, lr=lr, duration=t_sim, counts=counts,
+            signal=signal, signal_raw=signal_raw, dw_norm=dw_norm, target=target,
+            spikes=(spike_t, spike_i) if record.spikes else None, v_trace=v_trace, i_trace=i_trace,
+            extras=extras, v_th=self.v_th_hidden if n_layers > 2 else self.v_th_out)
 
     # ---------------------------------------------------------------- predict
     def output_spikes(self, model: Model, X: np.ndarray):

@@ -103,7 +103,7 @@ import param
 from spikewb.engine.config import njit
 from spikewb.engine.errors import ConfigError, NumericalError
 from spikewb.engine.frame import Frame, Record, RECORD_NONE
-from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.network import Architecture, Model
 from spikewb.engine.neurons.continuous_lif import ContinuousLIF  # noqa: F401  (the rule's neuron model)
 from spikewb.engine.data.spiketrains import SpikeTrains, poisson_trains, van_rossum_distance
 from spikewb.engine.rules.base import LearningRule, register
@@ -534,6 +534,8 @@ class NormAD(LearningRule):
     key: ClassVar[str] = "normad"
     title: ClassVar[str] = "NormAD (single and multi-layer)"
     signals: ClassVar[str] = "membrane error"
+    time_unit: ClassVar[str] = "ms"
+    loss_name: ClassVar[str] = "van Rossum distance"
     structural: ClassVar[tuple[str, ...]] = ("dtype", "w_init_mean", "w_init_std", "w_init_fan_in")
 
     # -- learning rates ------------------------------------------------------------
@@ -926,15 +928,11 @@ class NormAD(LearningRule):
             c = counts[-1]
             top = np.flatnonzero(c == c.max())
             prediction = int(top[0]) if len(top) == 1 else -1
-        return Frame(
-            step=0, epoch=model.epoch, index=-1, label=label, prediction=prediction, loss=loss, lr=lr,
-            v_th=k.v_th, duration=float(desired.duration), layer_names=layer_names(n_layers),
-            layer_sizes=tuple(sizes), counts=counts, signal=tuple(signal), signal_name=self.signals,
-            signal_raw=tuple(raw), dw_norm=dw_norm, target=desired.counts().astype(np.float32),
-            spike_t=spike_t, spike_i=spike_i, trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2),
-            v_trace=p.v_trace, i_trace=p.i_trace, time_unit="ms", loss_name="van Rossum distance",
-            extras=extras,
-        )
+        return self.make_frame(
+            model, record, label=label, prediction=prediction, loss=loss, lr=lr, duration=desired.duration,
+            counts=counts, signal=signal, signal_raw=raw, dw_norm=dw_norm, target=desired.counts(),
+            spikes=(spike_t, spike_i) if record.spikes else None, v_trace=p.v_trace, i_trace=p.i_trace,
+            extras=extras, v_th=k.v_th)
 
     # ================================================================ predict
     def predict(self, model: Model, X: np.ndarray) -> np.ndarray:

@@ -119,8 +119,8 @@ import param
 from spikewb.engine.neurons import srm
 from spikewb.engine.data.encoding import rate_bernoulli
 from spikewb.engine.errors import ConfigError, DataError, NumericalError
-from spikewb.engine.frame import Frame, Record, RECORD_NONE
-from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.frame import Frame, Record, RECORD_NONE, raster_events
+from spikewb.engine.network import Architecture, Model
 from spikewb.engine.rules.base import ArraySpec, LearningRule, register
 
 #: Authors' configurations (``reference/desire_ssnn.md`` 2.8), for the Trainer / CLI.  Both
@@ -182,6 +182,7 @@ class SSNNBP(LearningRule):
     key: ClassVar[str] = "ssnn"
     title: ClassVar[str] = "SSNN-BP (spike-coded gradients, WTA)"
     signals: ClassVar[str] = "gradient spikes (+ minus -)"
+    loss_name: ClassVar[str] = "output rate error (MSE vs target train)"
     structural: ClassVar[tuple[str, ...]] = ("dtype",)
     xfail_checks: ClassVar[dict[str, str]] = {}
     default_hidden: ClassVar[tuple[int, ...]] = (1000,)
@@ -530,20 +531,13 @@ class SSNNBP(LearningRule):
         empty_f = np.zeros(0, np.float32)
         empty_i = np.zeros(0, np.int32)
 
-        def raster(s):
-            t, i = np.nonzero(s)
-            return t.astype(np.float32), i.astype(np.int32)
-
-        spike_t, spike_i = (), ()
         extras: dict = {"batch_applied": np.array(applied)}
-        if record.spikes:
-            fw = [raster(s) for s in spikes]
-            spike_t, spike_i = tuple(a for a, _ in fw), tuple(b for _, b in fw)
+        if record.spikes:                   # rows are steps here (no initial-state row)
             for name, streams in (("grad_pos", dpos), ("grad_neg", dneg)):
-                r = [(empty_f, empty_i)] + [raster(s) for s in streams[1:]]
-                extras[f"{name}_t"] = tuple(a for a, _ in r)
-                extras[f"{name}_i"] = tuple(b for _, b in r)
-            extras["target_t"], extras["target_i"] = raster(y_spikes)
+                t, i = raster_events(streams[1:], shift_from=len(streams))
+                extras[f"{name}_t"], extras[f"{name}_i"] = (empty_f, *t), (empty_i, *i)
+            t, i = raster_events([y_spikes], shift_from=1)
+            extras["target_t"], extras["target_i"] = t[0], i[0]
         n_rec = len(record.neurons)
         v_trace = np.zeros((n_rec, T), np.float32)
         i_trace = np.zeros((n_rec, T), np.float32)
@@ -561,20 +555,12 @@ class SSNNBP(LearningRule):
             extras["v_th_grad"] = np.array(float(self.v_th_grad), np.float32)
         extras["grad_pos_counts"] = tuple([empty_i] + [d.sum(axis=0, dtype=np.int32) for d in dpos[1:]])
         extras["grad_neg_counts"] = tuple([empty_i] + [d.sum(axis=0, dtype=np.int32) for d in dneg[1:]])
-        signal = (empty_f, *((p - n).astype(np.float32) for p, n in
-                             zip(extras["grad_pos_counts"][1:], extras["grad_neg_counts"][1:])))
-        return Frame(
-            step=0, epoch=model.epoch, index=-1, label=int(label),
-            prediction=argmax_lowest(counts[-1]), loss=loss, lr=lr, v_th=float(self.v_th),
-            duration=float(T), layer_names=layer_names(n_layers), layer_sizes=tuple(sizes),
-            counts=tuple(counts), signal=signal, signal_name=self.signals,
-            signal_raw=(empty_f, *(g.astype(np.float32) for g in graw[1:])),
-            dw_norm=tuple(float(v) for v in dw_norm), target=tcount.astype(np.float32),
-            spike_t=spike_t, spike_i=spike_i,
-            trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2),
-            v_trace=v_trace, i_trace=i_trace, loss_name="output rate error (MSE vs target train)",
-            extras=extras,
-        )
+        signal = [p - n for p, n in zip(extras["grad_pos_counts"][1:], extras["grad_neg_counts"][1:])]
+        return self.make_frame(
+            model, record, label=label, prediction=argmax_lowest(counts[-1]), loss=loss, lr=lr, duration=T,
+            counts=counts, signal=signal, signal_raw=graw[1:], dw_norm=dw_norm, target=tcount,
+            spikes=raster_events(spikes, shift_from=len(spikes)) if record.spikes else None,
+            v_trace=v_trace, i_trace=i_trace, extras=extras)
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:

@@ -319,6 +319,8 @@ class STiDiBP(LearningRule):
     event_driven: ClassVar[bool] = True
     title: ClassVar[str] = "STiDi-BP (spike-time displacement)"
     signals: ClassVar[str] = "spike-time displacement"
+    time_unit: ClassVar[str] = "ms"
+    loss_name: ClassVar[str] = "output timing error (mean ((t_d - t)/t_max)^2)"
     #: Dense network of the S4NN / STiDi-BP line (784-400-10; inferred for STiDi-BP).
     default_hidden: ClassVar[tuple[int, ...]] = (400,)
     structural: ClassVar[tuple[str, ...]] = ("dtype", "arch_kind", "binary", "conv_maps", "conv_kernel", "pool_size",
@@ -904,41 +906,25 @@ class STiDiBP(LearningRule):
 
     def _frame(self, model, layers, y, prediction, loss, lr, fwd, sig, dw_norm, record, extras) -> Frame:
         L = len(layers)
-        empty = np.zeros(0, np.float32)
-        names = ("input", *(l.name for l in layers))
-        counts = tuple(np.isfinite(t).astype(np.int32) for t in fwd.t)
-        spike_t, spike_i = (), ()
+        spikes = None
         if record.spikes:
             idx = [np.flatnonzero(np.isfinite(t)) for t in fwd.t]
-            spike_i = tuple(i.astype(np.int32) for i in idx)
-            spike_t = tuple(t[i].astype(np.float32) for t, i in zip(fwd.t, idx))
-        signal, raw, t_des = [empty], [empty], [empty]
-        for l in range(1, L + 1):
-            e = sig["e"][l]
-            signal.append((e * float(self.t_max)).astype(np.float32) if e is not None
-                          else np.zeros(layers[l - 1].n_out, np.float32))
-            eh = sig["e_hat"][l]
-            raw.append(eh.astype(np.float32) if eh is not None else np.zeros(layers[l - 1].n_out, np.float32))
-            td = sig["t_d"][l]
-            t_des.append(td.astype(np.float32) if td is not None else sig["t_eff"][l].astype(np.float32))
+            spikes = (tuple(t[i] for t, i in zip(fwd.t, idx)), tuple(idx))
+        signal = [None if sig["e"][l] is None else sig["e"][l] * float(self.t_max) for l in range(1, L + 1)]
+        t_des = [np.zeros(0, np.float32)] + [(sig["t_d"][l] if sig["t_d"][l] is not None else sig["t_eff"][l])
+                                             .astype(np.float32) for l in range(1, L + 1)]
         extras = dict(extras)
-        v_trace = extras.pop("_v_trace", np.zeros((0, 0), np.float32))
-        i_trace = extras.pop("_i_trace", np.zeros((0, 0), np.float32))
+        v_trace = extras.pop("_v_trace", None)
+        i_trace = extras.pop("_i_trace", None)
         extras["t_fire"] = tuple(t.astype(np.float32) for t in fwd.t)
         extras["t_desired"] = tuple(t_des)
-        extras["slope"] = tuple(empty if s is None else s.astype(np.float32) for s in fwd.slope)
+        extras["slope"] = tuple(np.zeros(0, np.float32) if s is None else s.astype(np.float32) for s in fwd.slope)
         extras["v_end"] = fwd.v_end[L].astype(np.float32)
-        return Frame(
-            step=0, epoch=model.epoch, index=-1, label=int(y), prediction=int(prediction), loss=loss, lr=lr,
-            v_th=float(self.v_th), duration=float(self.t_end), layer_names=names,
-            layer_sizes=tuple(int(s) for s in model.sizes), counts=counts,
-            signal=tuple(signal), signal_name=self.signals, signal_raw=tuple(raw),
-            dw_norm=tuple(float(v) for v in dw_norm), target=sig["t_d"][L].astype(np.float32),
-            spike_t=spike_t, spike_i=spike_i,
-            trace_ids=np.array(record.neurons, np.int32).reshape(-1, 2),
-            v_trace=v_trace, i_trace=i_trace, time_unit="ms",
-            loss_name="output timing error (mean ((t_d - t)/t_max)^2)", extras=extras,
-        )
+        return self.make_frame(
+            model, record, label=y, prediction=prediction, loss=loss, lr=lr, duration=self.t_end,
+            counts=[np.isfinite(t) for t in fwd.t], signal=signal, signal_raw=[sig["e_hat"][l] for l in range(1, L + 1)],
+            dw_norm=dw_norm, target=sig["t_d"][L], spikes=spikes, v_trace=v_trace, i_trace=i_trace, extras=extras,
+            layer_names=("input", *(l.name for l in layers)))
 
     # ================================================================= predict
     def output_times(self, model: Model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
