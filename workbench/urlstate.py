@@ -37,10 +37,10 @@ def setup_of(session) -> dict[str, Any]:
                             hidden=session.hidden, seed=session.seed).as_dict()
 
 
-def problem_text(p: SetupProblem, extra: str = "") -> str:
+def problem_text(p: SetupProblem) -> str:
     """A :class:`SetupProblem` as the notice a page shows (plain text: escape where shown)."""
     if p.reason is None:
-        return unknown(p.key, extra)
+        return unknown(p.key)
     if p.key == "rule":
         return f"URL setting rule={quote(p.text)} ignored ({shorten(p.reason, 200)})"
     return ignored(p.key, p.text, p.reason)

@@ -7,8 +7,9 @@ with ``param``; everything that reads or writes a setup goes through it:
 * the trainer page's link (:mod:`spikewb.workbench.urlstate`) and the compare
   page's per-pane links (:mod:`spikewb.workbench.sessions.compare`) read their
   query with :meth:`RunSetup.from_text` and write it with :meth:`RunSetup.to_text`;
-* ``spikewb train`` takes its ``--rule/--dataset/--hidden/--seed`` help from the
-  declarations and its ``-p KEY=VALUE`` values through :meth:`RunSetup.parse_param`;
+* ``spikewb train`` reads its ``-p KEY=VALUE`` values through :meth:`RunSetup.parse_assignment`
+  and ``--hidden`` through :meth:`RunSetup.parse_hidden` (its option help texts are still
+  written in the CLI, which does not import the rules at start-up);
 * sweep grids (:mod:`spikewb.engine.training.sweep`) read every value the same way;
 * the trainer's hidden-layers field and the compare page's settings box use
   :meth:`RunSetup.parse_hidden` and :meth:`RunSetup.parse_settings`.
@@ -229,9 +230,4 @@ class RunSetup(param.Parameterized):
         return " ".join(s for s in (self.rule, net, extra) if s)
 
 
-def help_of(field: str) -> str:
-    """The declared documentation of a :class:`RunSetup` field (command-line help, tooltips)."""
-    return RunSetup.param[field].doc
-
-
-__all__ = ["RunSetup", "SetupProblem", "SEED_LIMIT", "help_of"]
+__all__ = ["RunSetup", "SetupProblem", "SEED_LIMIT"]

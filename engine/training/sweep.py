@@ -154,7 +154,7 @@ def train_run(spec: dict[str, Any], run_dir: str | os.PathLike, progress: Callab
     _atomic_json(run_dir / "status.json", {"status": "running", "pid": os.getpid(), "started": time.time()})
     try:
         setup = setup_of(spec)
-        data = load_dataset(spec.get("dataset", "mnist-5k"))
+        data = load_dataset(setup.dataset)
         if spec.get("train_limit") or spec.get("eval_limit"):
             data = data.subset(spec.get("train_limit"), spec.get("eval_limit"))
         ckpt = run_dir / "checkpoint.npz"

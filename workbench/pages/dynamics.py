@@ -162,7 +162,7 @@ class DynamicsView(pn.viewable.Viewer, CommandWorker, SlotUser):
         pool = self.pool
         if pool is None or not self.playing or not self.waiting:
             return None
-        place = self.queue_place()
+        place = self.slot_position()
         if place is None:
             return None
         return (f"**waiting for a free simulation slot** (place {place} in the queue; this server runs at most "

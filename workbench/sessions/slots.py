@@ -39,7 +39,3 @@ class SlotUser:
     def _start_served(self) -> None:
         use_one_blas_thread()  # BLAS pools are process-wide (see spikewb.engine.config)
         self.start(pool=training_pool())
-
-    def queue_place(self) -> int | None:
-        """1-based place in the slot queue while waiting, else None."""
-        return None if self.pool is None else self.pool.position(self)

@@ -293,10 +293,6 @@ class TauSweepPanel(pn.viewable.Viewer, CommandWorker):
             self._callback = None
         self._close_worker(0.1)   # a step in progress stops at its next sample; the page need not wait
 
-    def slot_position(self) -> int | None:
-        """1-based place in the queue for a training slot, or None when not waiting."""
-        return self.pool.position(self) if self.pool is not None else None
-
     # ------------------------------------------------------------------ worker (CommandWorker hooks)
     def _set_state(self, **values) -> None:
         values.pop("running", None)       # the panel's own ``running`` is set by poll() on the page's thread
