@@ -18,6 +18,11 @@ from typing import List, Optional
 
 import typer
 
+from spikewb.engine.training.setup_fields import SEED_LIMIT, SetupFields, help_text
+
+#: The declarations of rule, dataset, hidden layers and seed (defaults and help texts of ``train``).
+_SETUP = SetupFields.param
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Spike Workbench: train spiking networks with spike-based learning rules and watch them live.")
 
@@ -113,15 +118,13 @@ def serve(port: int = typer.Option(5006, help="Port to listen on."),
 
 
 @app.command()
-def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb rules`)."),
-          dataset: str = typer.Option("mnist-5k", help="Dataset name (mnist-5k, fashion-5k, mnist, "
-                                                       "fashion-mnist) or a directory of IDX files."),
+def train(rule: str = typer.Option(_SETUP["rule"].default, help=help_text("rule")),
+          dataset: str = typer.Option(_SETUP["dataset"].default, help=help_text("dataset")),
           epochs: int = typer.Option(5, min=1, help="Train until this many epochs are complete."),
-          hidden: Optional[str] = typer.Option(None, help="Hidden layer sizes, e.g. 1000,100 "
-                                                          "(default: the preset's, else the rule's paper net)."),
+          hidden: Optional[str] = typer.Option(None, help=help_text("hidden") + " A --preset brings its own."),
           preset: Optional[str] = typer.Option(None, help="Paper configuration of the rule "
                                                           "(desire: mnist or fashion-mnist)."),
-          seed: int = typer.Option(0, help="Seed for weights, dropout and shuffling."),
+          seed: int = typer.Option(_SETUP["seed"].default, help=help_text("seed")),
           param: Optional[List[str]] = typer.Option(None, "--param", "-p",
                                                     help="Rule hyperparameter KEY=VALUE (repeatable)."),
           out: Path = typer.Option(Path("runs/latest"), help="Run directory (checkpoint, metrics)."),
@@ -147,7 +150,7 @@ def train(rule: str = typer.Option("desire", help="Learning rule (see `spikewb r
     from spikewb.engine.network import Architecture
     from spikewb.engine.rules import make_rule, rule_class
     from spikewb.engine.training.reproductions import rule_setup
-    from spikewb.engine.training.setup import SEED_LIMIT, RunSetup
+    from spikewb.engine.training.setup import RunSetup
     from spikewb.engine.recording import RecordingTrainer
     from spikewb.engine.training.trainer import Trainer
 

@@ -8,8 +8,11 @@ with ``param``; everything that reads or writes a setup goes through it:
   page's per-pane links (:mod:`spikewb.workbench.sessions.compare`) read their
   query with :meth:`RunSetup.from_text` and write it with :meth:`RunSetup.to_text`;
 * ``spikewb train`` reads its ``-p KEY=VALUE`` values through :meth:`RunSetup.parse_assignment`
-  and ``--hidden`` through :meth:`RunSetup.parse_hidden` (its option help texts are still
-  written in the CLI, which does not import the rules at start-up);
+  and ``--hidden`` through :meth:`RunSetup.parse_hidden`; its ``--rule``, ``--dataset``,
+  ``--hidden`` and ``--seed`` help texts are the declarations' docs (read from
+  :mod:`~spikewb.engine.training.setup_fields`, which does not import the rules);
+* the trainer's rule, dataset, hidden-layers and seed widgets take their labels and
+  tooltips from the same declarations;
 * sweep grids (:mod:`spikewb.engine.training.sweep`) read every value the same way;
 * the trainer's hidden-layers field and the compare page's settings box use
   :meth:`RunSetup.parse_hidden` and :meth:`RunSetup.parse_settings`.
@@ -41,10 +44,7 @@ from spikewb.engine.errors import ConfigError
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import make_rule, rule_class, rule_names
 from spikewb.engine.text import parse_int, parse_value, value_text
-
-#: Largest seed (exclusive); seeds are NumPy ``SeedSequence`` entropy and fit in 31 bits.
-SEED_LIMIT = 2**31
-
+from spikewb.engine.training.setup_fields import SEED_LIMIT, SetupFields
 
 class SetupProblem(NamedTuple):
     """One setting that could not be used: its key, its text, and why (``None``: unknown key)."""
@@ -54,24 +54,17 @@ class SetupProblem(NamedTuple):
     reason: str | None
 
 
-class RunSetup(param.Parameterized):
+class RunSetup(SetupFields):
     """Rule, hyperparameters, hidden layers, dataset and seed of one run.
 
-    ``params`` holds the rule's hyperparameters that differ from its defaults
-    (so a default setup writes a short link); ``hidden=None`` means the rule's
-    own default network (``rule_class(rule).default_hidden``).
+    The four fields that are not hyperparameters are declared once in
+    :class:`~spikewb.engine.training.setup_fields.SetupFields` (labels, help
+    texts, bounds).  ``params`` holds the rule's hyperparameters that differ
+    from its defaults (so a default setup writes a short link); ``hidden=None``
+    means the rule's own default network (``rule_class(rule).default_hidden``).
     """
 
-    rule = param.String("desire", doc="Learning rule key (see `spikewb rules`).")
-    dataset = param.String("mnist-5k", doc="Dataset name (mnist-5k, fashion-5k, mnist, fashion-mnist); "
-                                           "the command line also takes a directory of IDX files.")
-    hidden = param.List(None, item_type=int, allow_None=True,
-                        doc="Hidden layer sizes, input side first, e.g. 1000,100 (default: the rule's paper net).")
-    seed = param.Integer(0, bounds=(0, SEED_LIMIT - 1), doc="Seed for weights, dropout and shuffling.")
     params = param.Dict({}, doc="The rule's hyperparameters that differ from its defaults.")
-
-    #: The fields that are not rule hyperparameters, in link order.
-    FIELDS = ("rule", "dataset", "hidden", "seed")
 
     # ----------------------------------------------------------- reading one value
     @staticmethod
@@ -137,7 +130,7 @@ class RunSetup(param.Parameterized):
     # --------------------------------------------------------------- whole setups
     @classmethod
     def from_text(cls, values: Mapping[str, str], *, datasets: Iterable[str] | None = None,
-                  defaults: "RunSetup | None" = None, fields: Iterable[str] = FIELDS
+                  defaults: "RunSetup | None" = None, fields: Iterable[str] = SetupFields.FIELDS
                   ) -> tuple["RunSetup", list[SetupProblem]]:
         """A setup from ``{key: text}`` (a link's query, a pane's settings); never raises.
 
@@ -206,7 +199,7 @@ class RunSetup(param.Parameterized):
         d.update(self.params)
         return d
 
-    def to_text(self, fields: Iterable[str] = FIELDS) -> dict[str, str]:
+    def to_text(self, fields: Iterable[str] = SetupFields.FIELDS) -> dict[str, str]:
         """The setup as ``{key: text}`` (rule hyperparameters only where not default)."""
         d = self.as_dict()
         out = {k: value_text(d[k]) for k in fields if k in d}

@@ -71,11 +71,14 @@ from spikewb.engine.errors import CheckpointError, ConfigError, DataError
 from spikewb.engine.frame import Frame, Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.rules import LearningRule, make_rule, rule_class
+from spikewb.engine.training.setup import RunSetup
 from spikewb.engine.training.trainer import EpochResult, Trainer, arch_from_meta, rule_from_meta
 
 from spikewb.workbench.server.limits import Limits, SlotPool, check_network, time_steps
 from spikewb.workbench.server.safetext import display_name
 from spikewb.workbench.sessions.worker import CommandWorker
+
+_SETUP = RunSetup.param
 
 log = logging.getLogger(__name__)
 
@@ -256,13 +259,15 @@ class TrainingSession(param.Parameterized, CommandWorker):
                                     doc="How often the first-layer receptive fields are copied for the view.")
 
     # ----------------------------------------------------- applied setup (read-only)
-    rule_name = param.String("desire", constant=True, label="Learning rule",
+    # labels, defaults and bounds of the run setup's declarations (RunSetup / SetupFields)
+    rule_name = param.String(_SETUP["rule"].default, constant=True, label=_SETUP["rule"].label,
                              doc="Registry name of the learning rule in use.")
-    dataset = param.String("mnist-5k", constant=True, label="Dataset",
+    dataset = param.String(_SETUP["dataset"].default, constant=True, label=_SETUP["dataset"].label,
                            doc="Name of the dataset in use.")
-    hidden = param.List([1000, 100], item_type=int, constant=True, label="Hidden layers",
+    hidden = param.List([1000, 100], item_type=int, constant=True, label=_SETUP["hidden"].label,
                         doc="Hidden layer sizes in use, input side first.")
-    seed = param.Integer(0, bounds=(0, 2**31 - 1), constant=True, label="Seed",
+    seed = param.Integer(_SETUP["seed"].default, bounds=_SETUP["seed"].bounds, constant=True,
+                         label=_SETUP["seed"].label,
                          doc="Seed of weights, dropout and sample order.")
     traced = param.List([], constant=True, label="Traced neurons",
                         doc="(layer, index) of the neurons whose membrane potential is recorded.")

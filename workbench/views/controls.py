@@ -141,11 +141,13 @@ class SliderInput(pn.viewable.Viewer):
             self.slider.value = v
 
 
-def widget_for(p: param.Parameter, value: Any, *, structural: bool = False):
+def widget_for(p: param.Parameter, value: Any, *, structural: bool = False, options=None):
     """A widget for one parameter declaration (label, unit and tooltip from ``p``).
 
     Bounds are *not* enforced by the widget (so a typed value beyond them can
-    be refused with a message); sliders cover the soft bounds.
+    be refused with a message); sliders cover the soft bounds.  ``options``
+    (a list or a ``{label: value}`` dict) makes a drop-down of a declaration
+    whose choices are only known at run time (the rules, the datasets).
     """
     label = p.label or p.name
     if structural:
@@ -157,6 +159,8 @@ def widget_for(p: param.Parameter, value: Any, *, structural: bool = False):
     desc = dict(description=doc or None)
     if isinstance(p, param.Boolean):
         return pn.widgets.Checkbox(value=bool(value), **kw)
+    if options is not None:
+        return pn.widgets.Select(options=options, value=value, **kw, **desc)
     if isinstance(p, param.Selector):
         return pn.widgets.Select(options=list(p.objects), value=value, **kw, **desc)
     if isinstance(p, param.Integer):
@@ -280,23 +284,16 @@ class ControlPanel(pn.viewable.Viewer):
 
         # ------------------------------------------------------------ network & data
         titles = {f"{rule_class(k).title or k} ({k})": k for k in rule_names()}
-        self.rule_field = Field("rule", pn.widgets.Select(
-            name="Learning rule \u27f3", options=titles, value=session.rule_name, sizing_mode="stretch_width",
-            description="Learning rule; changing it builds a new network (asks first)."), self._structural)
-        self.dataset_field = Field("dataset", pn.widgets.Select(
-            name="Dataset \u27f3", options=session.datasets(), value=session.dataset, sizing_mode="stretch_width",
-            description="Training data: bundled 5k subsets (no download) or an uploaded IDX set. "
-                        "Changing it builds a new network (asks first)."), self._structural)
-        self.hidden_field = Field("hidden", pn.widgets.TextInput(
-            name="Hidden layers (neurons, input side first) \u27f3", value=_fmt(session.hidden),
-            sizing_mode="stretch_width",
-            description="Comma-separated hidden layer sizes, e.g. 1000, 100. Empty = no hidden layer. "
-                        "Changing it builds a new network (asks first)."), self._structural,
-            parse=self._parse_hidden)
-        self.seed_field = Field("seed", pn.widgets.IntInput(
-            name="Seed \u27f3", value=int(session.seed), step=1, sizing_mode="stretch_width",
-            description=session.param["seed"].doc + " Changing it builds a new network (asks first)."),
-            self._structural)
+        setup = RunSetup.param              # labels and tooltips of the four fields that rebuild the network
+        titles = {f"{rule_class(k).title or k} ({k})": k for k in rule_names()}
+        self.rule_field = Field("rule", widget_for(setup["rule"], session.rule_name, structural=True,
+                                                   options=titles), self._structural)
+        self.dataset_field = Field("dataset", widget_for(setup["dataset"], session.dataset, structural=True,
+                                                         options=session.datasets()), self._structural)
+        self.hidden_field = Field("hidden", widget_for(setup["hidden"], session.hidden, structural=True),
+                                  self._structural, parse=self._parse_hidden)
+        self.seed_field = Field("seed", widget_for(setup["seed"], int(session.seed), structural=True),
+                                self._structural)
         self.confirm_text = StatusText(value="", visible=False, sizing_mode="stretch_width", margin=(4, 8),
                                        css_classes=["wb-confirm"], styles=CONFIRM_STYLE)
         self.rebuild_button = pn.widgets.Button(label="Rebuild network", button_type="danger", visible=False)
