@@ -284,8 +284,10 @@ def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
 
 def _write_config(out: Path, trainer) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(
-        {k: v for k, v in trainer.meta().items() if k not in ("rng", "order_rng", "history", "running")}, indent=2))
+    config = {k: v for k, v in trainer.meta().items() if k not in ("rng", "order_rng", "history", "running")}
+    # the layers actually built (a conv STiDi net ignores arch.hidden): e.g. 784-c5x32-p2-10
+    config["network"] = trainer.network
+    (out / "config.json").write_text(json.dumps(config, indent=2))
 
 
 def _write_metrics(out: Path, history) -> None:

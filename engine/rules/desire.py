@@ -111,6 +111,90 @@ def _desire_update(w, traces, spikes_out, coef):
                 w[j, i] += coef[i] * xv
 
 
+
+@njit
+def _update_norm_sq(gram, spikes_out, coef):
+    """``||dW||^2 = sum_i coef_i^2 s_i^T G s_i`` from the presynaptic Gram matrix.
+
+    Parameters
+    ----------
+    gram : float array (T, T)
+        ``G = X X^T`` of the presynaptic traces ``X`` (T, n_pre).
+    spikes_out : uint8 array (T + 1, n_post)
+        Postsynaptic spikes; step ``t`` in row ``t + 1``.
+    coef : float array (n_post,)
+        As in :func:`_desire_update`.
+
+    Returns
+    -------
+    float
+        The squared Frobenius norm of the update, summed in float64 over the
+        neurons with a non-zero ``coef`` that spiked (all others add 0).
+    """
+    n_steps = gram.shape[0]
+    n_post = coef.shape[0]
+    steps = np.empty(n_steps, dtype=np.int64)
+    total = 0.0
+    for i in range(n_post):
+        c = np.float64(coef[i])
+        if c == 0.0:
+            continue
+        n = 0
+        for t in range(n_steps):
+            if spikes_out[t + 1, i] != 0:
+                steps[n] = t
+                n += 1
+        q = 0.0
+        for a in range(n):
+            for b in range(n):
+                q += np.float64(gram[steps[a], steps[b]])
+        total += c * c * q
+    return total
+
+
+@njit
+def _back_project(w, g, sigma):
+    """``sigma_j = sum_i w[j, i] g_i`` in float64, reading ``w`` in place (any float type).
+
+    Only the non-zero ``g_i`` are visited (in ascending ``i``); four rows run
+    side by side so the float64 sums do not wait on each other.
+    """
+    n_pre = w.shape[0]
+    n_post = w.shape[1]
+    nz = np.empty(n_post, dtype=np.int64)
+    gv = np.empty(n_post, dtype=np.float64)
+    n = 0
+    for i in range(n_post):
+        if g[i] != 0.0:
+            nz[n] = i
+            gv[n] = g[i]
+            n += 1
+    j = 0
+    while j + 4 <= n_pre:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for k in range(n):
+            i = nz[k]
+            gk = gv[k]
+            s0 += np.float64(w[j, i]) * gk
+            s1 += np.float64(w[j + 1, i]) * gk
+            s2 += np.float64(w[j + 2, i]) * gk
+            s3 += np.float64(w[j + 3, i]) * gk
+        sigma[j] = s0
+        sigma[j + 1] = s1
+        sigma[j + 2] = s2
+        sigma[j + 3] = s3
+        j += 4
+    while j < n_pre:
+        s0 = 0.0
+        for k in range(n):
+            s0 += np.float64(w[j, nz[k]]) * gv[k]
+        sigma[j] = s0
+        j += 1
+
+
 def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: float):
     """Ternary output desire and error magnitude.
 
@@ -133,10 +217,17 @@ def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: floa
 def hidden_desire(w: np.ndarray, g: np.ndarray, alpha_hid: float):
     """Back-project ``g`` through pre-major weights and ternarise.
 
-    Returns ``(delta, sigma)`` with ``sigma = w @ g`` and
-    ``delta = sign(sigma) * [|sigma| >= alpha_hid]``.
+    Returns ``(delta, sigma)`` with ``sigma = w @ g`` (float64) and
+    ``delta = sign(sigma) * [|sigma| >= alpha_hid]``.  The weights are never
+    copied: float64 weights go to BLAS as they are, float32 weights are read
+    in place by a kernel that sums in float64 over the non-zero ``g_i``
+    (so float32 runs may differ from ``w.astype(float64) @ g`` in the last bits).
     """
-    sigma = w.astype(np.float64) @ g
+    if w.dtype == np.float64:
+        sigma = w @ np.asarray(g, np.float64)            # BLAS, no copy of w
+    else:                                                 # float32: float64 sums, w read in place
+        sigma = np.empty(w.shape[0], np.float64)
+        _back_project(w, np.ascontiguousarray(g, np.float64), sigma)
     delta = np.where(np.abs(sigma) >= alpha_hid, np.where(sigma > 0, 1.0, -1.0), 0.0)
     return delta, sigma
 
@@ -249,46 +340,59 @@ class DesireBP(LearningRule):
                               "(the output target is T - m spikes)")
 
     # ---------------------------------------------------------------- forward
-    def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record):
-        """Run all layers; returns spikes, traces, masks, scales, recordings."""
+    def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record, hp: tuple | None = None):
+        """Run all layers; returns spikes, traces, masks, recorded potentials and currents.
+
+        ``hp`` is ``(T, leak, v_th, dropout_in, dropout_hid)`` when the caller has
+        read the parameters already (reading a ``param`` attribute costs microseconds).
+        """
         weights = model.weights
         sizes = model.sizes
         n_layers = len(sizes)
-        T = int(self.n_steps)
+        if hp is None:
+            hp = (int(self.n_steps), self.leak, self.v_th, self.dropout_in, self.dropout_hid)
+        T, leak_f, v_th_f, p_in, p_hid = hp
         ft = weights[0].dtype.type
-        leak, v_th = ft(self.leak), ft(self.v_th)
+        leak, v_th = ft(leak_f), ft(v_th_f)
         masks, scales = [], []
         for l, n in enumerate(sizes):
             p = 0.0
             if train and l < n_layers - 1:
-                p = self.dropout_in if l == 0 else self.dropout_hid
+                p = p_in if l == 0 else p_hid
             if p > 0.0:
                 masks.append((model.rng.random(n) >= p).astype(np.uint8))
-                scales.append(1.0 / (1.0 - p))
+                scales.append(ft(1.0 / (1.0 - p)))
             else:
                 masks.append(np.ones(n, np.uint8))
-                scales.append(1.0)
+                scales.append(ft(1.0))
         spikes = [rate_deterministic(x, T, masks[0])]
         traces = []
+        n_rec = len(record.neurons)
         rec_by_layer = {}
         for k, (layer, idx) in enumerate(record.neurons):
             if 1 <= layer < n_layers and 0 <= idx < sizes[layer]:
                 rec_by_layer.setdefault(layer, []).append((k, idx))
-        n_rec = len(record.neurons)
         v_trace = np.zeros((n_rec, T), np.float32)
         i_trace = np.zeros((n_rec, T), np.float32)
+        no_idx = np.zeros(0, np.int64)
+        no_rec = np.zeros((0, T), ft)
+        n_tr = T if train else 0
         for l in range(1, n_layers):
             out = np.zeros((T + 1, sizes[l]), np.uint8)
-            tr = np.empty((T if train else 0, sizes[l - 1]), ft)
-            rec = rec_by_layer.get(l, [])
-            rec_idx = np.array([i for _, i in rec], np.int64)
-            v_rec = np.zeros((len(rec), T), ft)
-            i_rec = np.zeros((len(rec), T), ft)
-            lif_layer_forward(spikes[l - 1], ft(scales[l - 1]), weights[l - 1], leak, v_th, masks[l],
+            tr = np.empty((n_tr, sizes[l - 1]), ft)
+            rec = rec_by_layer.get(l)
+            if rec:
+                rec_idx = np.array([i for _, i in rec], np.int64)
+                v_rec = np.zeros((len(rec), T), ft)
+                i_rec = np.zeros((len(rec), T), ft)
+            else:
+                rec_idx, v_rec, i_rec = no_idx, no_rec, no_rec
+            lif_layer_forward(spikes[l - 1], scales[l - 1], weights[l - 1], leak, v_th, masks[l],
                               leak, out, tr, rec_idx, v_rec, i_rec)
-            for r, (k, _) in enumerate(rec):
-                v_trace[k] = v_rec[r]
-                i_trace[k] = i_rec[r]
+            if rec:
+                for r, (k, _) in enumerate(rec):
+                    v_trace[k] = v_rec[r]
+                    i_trace[k] = i_rec[r]
             spikes.append(out)
             traces.append(tr)
         return spikes, traces, masks, v_trace, i_trace
@@ -296,30 +400,35 @@ class DesireBP(LearningRule):
     # ---------------------------------------------------------------- step
     def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
         self.check_model(model)
-        self._check_steps()
+        # every hyperparameter is read once: a param attribute costs microseconds per read
+        T = int(self.n_steps)
+        margin = int(self.margin)
+        if margin >= T:
+            self._check_steps()
         y = label_in_range(y, model.sizes[-1])
         record = RECORD_NONE if record is None else record
         weights = model.weights
         sizes = model.sizes
         n_layers = len(sizes)
-        T = int(self.n_steps)
-        n_target = T - int(self.margin)
+        n_target = T - margin
         lr = self.learning_rate(model.epoch)
+        alpha_out, alpha_hid = self.alpha_out, self.alpha_hid
+        hp = (T, self.leak, self.v_th, self.dropout_in, self.dropout_hid)
 
-        spikes, traces, masks, v_trace, i_trace = self._forward(model, x, True, record)
+        spikes, traces, masks, v_trace, i_trace = self._forward(model, x, True, record, hp)
         counts = [s.sum(axis=0, dtype=np.int32) for s in spikes]
 
         # desire, output then hidden layers (old weights throughout)
         delta = [None] * n_layers
         raw = [None] * n_layers
         g = [None] * n_layers
-        delta[-1], e_out = output_desire(counts[-1], y, n_target, self.alpha_out)
+        delta[-1], e_out = output_desire(counts[-1], y, n_target, alpha_out)
         raw[-1] = e_out
         for l in range(n_layers - 1, 1, -1):
             should = delta[l] > 0
             e = np.abs(should - counts[l] / float(n_target))
             g[l] = e * delta[l] * masks[l]
-            delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], self.alpha_hid)
+            delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], alpha_hid)
         if n_layers > 2:
             should = delta[1] > 0
             g[1] = np.abs(should - counts[1] / float(n_target)) * delta[1] * masks[1]
@@ -343,7 +452,8 @@ class DesireBP(LearningRule):
         if record.flow > 0:
             extras["flow"] = flow_links(weights, g, record.flow)
 
-        # weight update and its norm ||dW||^2 = sum_i coef_i^2 s_i^T (X X^T) s_i
+        # weight update (only rows/neurons with a trace and a desire are touched) and its
+        # norm ||dW||^2 = sum_i coef_i^2 s_i^T (X X^T) s_i, summed over the active neurons only
         ft = weights[0].dtype.type
         dw_norm = []
         dw_in = []
@@ -351,16 +461,16 @@ class DesireBP(LearningRule):
         for l in range(1, n_layers):
             coef = (lr * delta[l] * masks[l]).astype(ft)
             X = traces[l - 1]
-            S = spikes[l][1:].astype(ft)
             if want_dw:
+                S = spikes[l][1:].astype(ft)
                 for layer, idx in record.neurons:
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
-            G = X @ X.T
-            q = np.einsum("ti,ti->i", S, G @ S) if coef.any() else np.zeros(sizes[l])
-            dw_norm.append(float(np.sqrt(np.dot(coef.astype(np.float64) ** 2, q))))
             if coef.any():
+                dw_norm.append(float(np.sqrt(_update_norm_sq(X @ X.T, spikes[l], coef))))
                 _desire_update(weights[l - 1], X, spikes[l], coef)
+            else:
+                dw_norm.append(0.0)
         if not np.all(np.isfinite(dw_norm)):
             bad = [l + 1 for l, v in enumerate(dw_norm) if not np.isfinite(v)]
             raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
@@ -371,17 +481,17 @@ class DesireBP(LearningRule):
         loss = float(np.mean((counts[-1] / float(n_target) - should_out) ** 2))
         target = (should_out * n_target).astype(np.float32)
         return self._frame(model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes,
-                           record, v_trace, i_trace, extras, dw_in)
+                           record, v_trace, i_trace, extras, dw_in, duration=T)
 
     def _frame(self, model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes, record,
-               v_trace, i_trace, extras, dw_in) -> Frame:
+               v_trace, i_trace, extras, dw_in, duration=None) -> Frame:
         extras = dict(extras)
         extras["g"] = tuple(np.zeros(0, np.float32) if v is None else v.astype(np.float32) for v in g)
         if dw_in:
             extras["dw_in"] = tuple(dw_in)
         return self.make_frame(
             model, record, label=y, prediction=unique_argmax(counts[-1]), loss=loss, lr=lr,
-            duration=self.n_steps, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
+            duration=self.n_steps if duration is None else duration, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
             target=target, spikes=raster_events(spikes) if record.spikes else None,
             v_trace=v_trace, i_trace=i_trace, extras=extras)
 

@@ -45,6 +45,7 @@ def test_train_stidi_conv_binary_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["rule_params"]["arch_kind"] == "conv" and cfg["rule_params"]["binary"] is True
+    assert cfg["network"] == "784-c5x4-p2-c5x8-p2-10"        # the layers built, not arch.hidden
     r = run(*[a if a != "1" else "2" for a in args], "--resume")  # conv checkpoints reload
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stdout and "epoch 1: train" in r.stdout
