@@ -50,7 +50,8 @@ on spike-timing-dependent plasticity", Neurocomputing 560 (2023) 126773.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import param
@@ -150,6 +151,113 @@ def _update_norm_sq(gram, spikes_out, coef):
                 q += np.float64(gram[steps[a], steps[b]])
         total += c * c * q
     return total
+
+
+
+@njit
+def _gather_update(traces, spikes_out, coef):
+    """Compact operands of the summed update ``dW[J, U] = A^T B`` (float32 path).
+
+    Only steps at which an active neuron (``coef != 0``) spiked, presynaptic
+    neurons with a non-zero trace at one of those steps (``J``) and active
+    neurons that spiked (``U``) take part; every other entry of ``dW`` is 0.
+
+    Returns
+    -------
+    A : (n_steps_active, n_J) traces ``x_j(t)``
+    B : (n_steps_active, n_U) ``coef_i z_i(t)``
+    J, U : int64 arrays of presynaptic / postsynaptic indices (ascending)
+    """
+    n_steps = traces.shape[0]
+    n_pre = traces.shape[1]
+    n_post = coef.shape[0]
+    post = np.empty(n_post, dtype=np.int64)
+    n_u = 0
+    t_act = np.zeros(n_steps, dtype=np.uint8)
+    for i in range(n_post):
+        if coef[i] == 0.0:
+            continue
+        hit = False
+        for t in range(n_steps):
+            if spikes_out[t + 1, i] != 0:
+                t_act[t] = 1
+                hit = True
+        if hit:
+            post[n_u] = i
+            n_u += 1
+    steps = np.empty(n_steps, dtype=np.int64)
+    n_s = 0
+    for t in range(n_steps):
+        if t_act[t] != 0:
+            steps[n_s] = t
+            n_s += 1
+    flag = np.zeros(n_pre, dtype=np.uint8)
+    for s in range(n_s):
+        xr = traces[steps[s]]
+        for j in range(n_pre):
+            if xr[j] != 0.0:
+                flag[j] = 1
+    pre = np.empty(n_pre, dtype=np.int64)
+    n_j = 0
+    for j in range(n_pre):
+        if flag[j] != 0:
+            pre[n_j] = j
+            n_j += 1
+    a = np.empty((n_s, n_j), dtype=traces.dtype)
+    b = np.empty((n_s, n_u), dtype=traces.dtype)
+    for s in range(n_s):
+        t = steps[s]
+        xr = traces[t]
+        for k in range(n_j):
+            a[s, k] = xr[pre[k]]
+        for u in range(n_u):
+            i = post[u]
+            b[s, u] = coef[i] if spikes_out[t + 1, i] != 0 else 0.0
+    return a, b, pre[:n_j], post[:n_u]
+
+
+@njit
+def _scatter_update(w, rows, cols, dw):
+    """``w[rows[a], cols[b]] += dw[a, b]`` in place; returns ``sum dw^2`` in float64."""
+    sq = 0.0
+    for a in range(rows.shape[0]):
+        wr = w[rows[a]]
+        dr = dw[a]
+        for b in range(cols.shape[0]):
+            d = dr[b]
+            wr[cols[b]] += d
+            sq += np.float64(d) * np.float64(d)
+    return sq
+
+
+def apply_update(w, traces, spikes_out, coef) -> float:
+    """Apply the Desire BP update of one layer in place; return ``||dW||_F``.
+
+    ``dW[j, i] = coef_i sum_t z_i(t) x_j(t)``.  Float64 weights take the
+    per-step path (:func:`_desire_update`, each step's term added to ``w`` in
+    ascending ``t``; the norm from the Gram matrix of the traces), which is
+    bit-for-bit what earlier versions computed.  Float32 weights of layers with
+    at least :data:`SUMMED_UPDATE_MIN` synapses sum the update over the sample
+    in float32 first, as one small matrix product over the active steps, rows and
+    columns, and add it once, as the authors' PyTorch code does; the norm is
+    then that of the added matrix.  Either way only weights of neurons with a
+    non-zero ``coef`` that spiked, from presynaptic neurons with a trace, change.
+    """
+    if not coef.any():
+        return 0.0
+    if w.dtype == np.float32 and w.size >= SUMMED_UPDATE_MIN:
+        a, b, rows, cols = _gather_update(traces, spikes_out, coef)
+        if rows.size == 0 or cols.size == 0:
+            return 0.0
+        return float(np.sqrt(_scatter_update(w, rows, cols, a.T @ b)))
+    norm = float(np.sqrt(_update_norm_sq(traces @ traces.T, spikes_out, coef)))
+    _desire_update(w, traces, spikes_out, coef)
+    return norm
+
+
+#: Smallest float32 layer (synapses) that takes the summed update of :func:`apply_update`;
+#: below it the per-step kernel is faster than gathering operands for one matrix product.
+SUMMED_UPDATE_MIN = 1 << 14
 
 
 @njit
@@ -267,6 +375,28 @@ def unique_argmax(counts: np.ndarray) -> int:
     return int(hits[0]) if len(hits) == 1 else -1
 
 
+class _Hyper(NamedTuple):
+    """Hyperparameters as plain Python values, read once per change (see ``DesireBP._hyper``)."""
+
+    n_steps: int
+    margin: int
+    leak: float
+    v_th: float
+    alpha_out: float
+    alpha_hid: float
+    dropout_in: float
+    dropout_hid: float
+    lr: float
+    lr_decay: float
+    lr_constant: bool
+
+    def learning_rate(self, epoch: int) -> float:
+        """As :meth:`LearningRule.learning_rate`, from the snapshot."""
+        if self.lr_constant:
+            return float(self.lr)
+        return float(self.lr * math.exp(-self.lr_decay * epoch))
+
+
 @register
 class DesireBP(LearningRule):
     """Desire backpropagation: ternary desire folded into a desire-signed STDP update.
@@ -313,6 +443,29 @@ class DesireBP(LearningRule):
                                doc="Probability of dropping a hidden neuron for a sample "
                                    "(paper: 0.3 MNIST, 0.40 Fashion-MNIST).")
 
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._hyper_cache: _Hyper | None = None
+        self.param.watch(self._drop_hyper, [k for k in self.param if k != "name"])
+
+    def _drop_hyper(self, *events) -> None:
+        self._hyper_cache = None
+
+    def _hyper(self) -> _Hyper:
+        """Parameter values read once and cached until a parameter changes.
+
+        Reading a ``param`` attribute costs microseconds, which adds up to a
+        tenth of a millisecond per training step when every use reads it again.
+        """
+        hp = self._hyper_cache
+        if hp is None:
+            hp = _Hyper(n_steps=int(self.n_steps), margin=int(self.margin), leak=self.leak, v_th=self.v_th,
+                        alpha_out=self.alpha_out, alpha_hid=self.alpha_hid, dropout_in=self.dropout_in,
+                        dropout_hid=self.dropout_hid, lr=self.lr, lr_decay=self.lr_decay,
+                        lr_constant=self.lr_schedule == "constant")
+            self._hyper_cache = hp
+        return hp
+
     def signal_threshold(self, layer: int, n_layers: int) -> float | None:
         """``alpha_out`` on the output error, ``alpha_hid`` on the back-projected sums.
 
@@ -343,17 +496,15 @@ class DesireBP(LearningRule):
     def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record, hp: tuple | None = None):
         """Run all layers; returns spikes, traces, masks, recorded potentials and currents.
 
-        ``hp`` is ``(T, leak, v_th, dropout_in, dropout_hid)`` when the caller has
-        read the parameters already (reading a ``param`` attribute costs microseconds).
+        ``hp`` is the parameter snapshot (:meth:`_hyper`); read here if not given.
         """
         weights = model.weights
         sizes = model.sizes
         n_layers = len(sizes)
-        if hp is None:
-            hp = (int(self.n_steps), self.leak, self.v_th, self.dropout_in, self.dropout_hid)
-        T, leak_f, v_th_f, p_in, p_hid = hp
+        hp = self._hyper() if hp is None else hp
+        T, p_in, p_hid = hp.n_steps, hp.dropout_in, hp.dropout_hid
         ft = weights[0].dtype.type
-        leak, v_th = ft(leak_f), ft(v_th_f)
+        leak, v_th = ft(hp.leak), ft(hp.v_th)
         masks, scales = [], []
         for l, n in enumerate(sizes):
             p = 0.0
@@ -400,20 +551,18 @@ class DesireBP(LearningRule):
     # ---------------------------------------------------------------- step
     def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
         self.check_model(model)
-        # every hyperparameter is read once: a param attribute costs microseconds per read
-        T = int(self.n_steps)
-        margin = int(self.margin)
-        if margin >= T:
+        hp = self._hyper()
+        T = hp.n_steps
+        if hp.margin >= T:
             self._check_steps()
         y = label_in_range(y, model.sizes[-1])
         record = RECORD_NONE if record is None else record
         weights = model.weights
         sizes = model.sizes
         n_layers = len(sizes)
-        n_target = T - margin
-        lr = self.learning_rate(model.epoch)
-        alpha_out, alpha_hid = self.alpha_out, self.alpha_hid
-        hp = (T, self.leak, self.v_th, self.dropout_in, self.dropout_hid)
+        n_target = T - hp.margin
+        lr = hp.learning_rate(model.epoch)
+        alpha_out, alpha_hid = hp.alpha_out, hp.alpha_hid
 
         spikes, traces, masks, v_trace, i_trace = self._forward(model, x, True, record, hp)
         counts = [s.sum(axis=0, dtype=np.int32) for s in spikes]
@@ -452,8 +601,7 @@ class DesireBP(LearningRule):
         if record.flow > 0:
             extras["flow"] = flow_links(weights, g, record.flow)
 
-        # weight update (only rows/neurons with a trace and a desire are touched) and its
-        # norm ||dW||^2 = sum_i coef_i^2 s_i^T (X X^T) s_i, summed over the active neurons only
+        # weight update and its norm (see apply_update: float64 per step, float32 summed)
         ft = weights[0].dtype.type
         dw_norm = []
         dw_in = []
@@ -466,11 +614,7 @@ class DesireBP(LearningRule):
                 for layer, idx in record.neurons:
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
-            if coef.any():
-                dw_norm.append(float(np.sqrt(_update_norm_sq(X @ X.T, spikes[l], coef))))
-                _desire_update(weights[l - 1], X, spikes[l], coef)
-            else:
-                dw_norm.append(0.0)
+            dw_norm.append(apply_update(weights[l - 1], X, spikes[l], coef))
         if not np.all(np.isfinite(dw_norm)):
             bad = [l + 1 for l, v in enumerate(dw_norm) if not np.isfinite(v)]
             raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
@@ -481,19 +625,20 @@ class DesireBP(LearningRule):
         loss = float(np.mean((counts[-1] / float(n_target) - should_out) ** 2))
         target = (should_out * n_target).astype(np.float32)
         return self._frame(model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes,
-                           record, v_trace, i_trace, extras, dw_in, duration=T)
+                           record, v_trace, i_trace, extras, dw_in, hp=hp)
 
     def _frame(self, model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes, record,
-               v_trace, i_trace, extras, dw_in, duration=None) -> Frame:
+               v_trace, i_trace, extras, dw_in, hp: _Hyper | None = None) -> Frame:
+        hp = self._hyper() if hp is None else hp
         extras = dict(extras)
         extras["g"] = tuple(np.zeros(0, np.float32) if v is None else v.astype(np.float32) for v in g)
         if dw_in:
             extras["dw_in"] = tuple(dw_in)
         return self.make_frame(
             model, record, label=y, prediction=unique_argmax(counts[-1]), loss=loss, lr=lr,
-            duration=self.n_steps if duration is None else duration, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
+            duration=hp.n_steps, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
             target=target, spikes=raster_events(spikes) if record.spikes else None,
-            v_trace=v_trace, i_trace=i_trace, extras=extras)
+            v_trace=v_trace, i_trace=i_trace, extras=extras, v_th=hp.v_th)
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:
