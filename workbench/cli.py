@@ -29,6 +29,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _cores() -> int:
+    """Threads for evaluating a test set from the command line: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                      # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _fail(msg: str, code: int = 2) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code)
@@ -182,6 +190,7 @@ def train(rule: str = typer.Option(_SETUP["rule"].default, help=help_text("rule"
             arch = Architecture(n_inputs=data.n_features, hidden=hidden_sizes, n_outputs=data.n_classes)
             trainer = trainer_cls(rule_obj, data, arch, seed=seed)
         trainer.eval_limit = eval_limit
+        trainer.eval_workers = _cores()
         _write_config(out, trainer)
         if record:
             _attach_recording(trainer, out, record, resumed=resume and ckpt.exists())
@@ -317,6 +326,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint.npz writt
             _fail(f"--split must be test or train, got {split!r}")
         data = load_dataset(dataset) if dataset else None
         trainer = Trainer.from_checkpoint(checkpoint, data=data)
+        trainer.eval_workers = _cores()
         t0 = time.perf_counter()
         acc = trainer.evaluate(split, limit=limit)
         n = limit or len(trainer.data.y_test if split == "test" else trainer.data.y_train)
@@ -405,6 +415,7 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
             data = data.subset(n_train=train_limit)
         trainer, resumed = rp.build_trainer(repro, data, out, seed=seed)
         trainer.eval_limit = eval_limit
+        trainer.eval_workers = _cores()
         _write_config(out, trainer)
         if resumed:
             typer.echo(f"resuming {out / 'checkpoint.npz'} at epoch {trainer.epoch}, sample {trainer.position}")

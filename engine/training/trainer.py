@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -62,6 +63,23 @@ class _Running:
         return self.correct / self.seen if self.seen else float("nan")
 
 
+def parallel_predict(rule: LearningRule, model: Model, X: np.ndarray, workers: int = 1) -> np.ndarray:
+    """``rule.predict(model, X)`` on ``workers`` threads, one contiguous chunk of samples each.
+
+    Prediction reads the model and writes nothing shared, and the rules'
+    numba kernels release the GIL (``nogil=True``), so the chunks run on
+    separate cores; the result equals the serial one sample for sample
+    (``tests/engine/training/test_parallel_eval.py``).
+    """
+    workers = max(1, min(int(workers), len(X) // 64))       # not worth a thread below ~64 samples
+    if workers == 1:
+        return rule.predict(model, X)
+    chunks = np.array_split(np.arange(len(X)), workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spikewb-eval") as pool:
+        parts = list(pool.map(lambda idx: rule.predict(model, X[idx[0]:idx[-1] + 1]), chunks))
+    return np.concatenate(parts)
+
+
 class Trainer:
     """Train a rule on a dataset, sample by sample.
 
@@ -80,8 +98,11 @@ class Trainer:
     """
 
     def __init__(self, rule: LearningRule, data: Dataset, arch: Architecture | None = None,
-                 seed: int = 0, eval_limit: int | None = None):
+                 seed: int = 0, eval_limit: int | None = None, eval_workers: int = 1):
         self.rule = rule
+        #: Threads that evaluate the test set (chunks of samples; the rules' kernels release the GIL).
+        #: 1 in the server, where sessions share the cores; the command line uses every core.
+        self.eval_workers = max(1, int(eval_workers))
         self.data = data
         if arch is None:  # the rule's paper network (SSNN: one hidden layer), sized to the data
             arch = Architecture(n_inputs=data.n_features, hidden=list(type(rule).default_hidden),
@@ -182,7 +203,8 @@ class Trainer:
             x, y = x[:limit], y[:limit]
         if len(y) == 0:
             return float("nan")
-        pred = self.rule.predict(self.model, x.astype(np.float32) / np.float32(255.0))
+        pred = parallel_predict(self.rule, self.model, x.astype(np.float32) / np.float32(255.0),
+                                self.eval_workers)
         return float(np.mean(pred == y))
 
     def fit(self, epochs: int, callback: Callable[[Frame], Any] | None = None,
