@@ -61,7 +61,7 @@ from spikewb.engine.data.encoding import rate_deterministic
 from spikewb.engine.errors import ConfigError, NumericalError
 from spikewb.engine.frame import Frame, Record, RECORD_NONE, raster_events
 from spikewb.engine.network import Architecture, Model
-from spikewb.engine.neurons.lif import lif_layer_forward
+from spikewb.engine.neurons.lif import lif_layer_forward, lif_layer_forward_grouped
 from spikewb.engine.rules.base import LearningRule, label_in_range, register
 
 #: Paper configurations (reference code's ``hyper_pars.config`` and README).
@@ -91,16 +91,23 @@ def _desire_update(w, traces, spikes_out, coef):
     n_post = w.shape[1]
     # active post neurons of every step first; then each weight row is updated once per
     # sample, its contributions still added in ascending t (bit-identical to a t-outer loop)
+    # (the lists are built without a data-dependent branch: write always, advance on a hit)
     post = np.empty((n_steps, n_post), dtype=np.int64)
     n_act = np.zeros(n_steps, dtype=np.int64)
-    any_act = False
+    active = np.empty(n_post, dtype=np.int64)
+    for i in range(n_post):
+        active[i] = coef[i] != 0.0
+    n_total = 0
     for t in range(n_steps):
+        row = spikes_out[t + 1]
+        pt = post[t]
+        n = 0
         for i in range(n_post):
-            if spikes_out[t + 1, i] != 0 and coef[i] != 0.0:
-                post[t, n_act[t]] = i
-                n_act[t] += 1
-                any_act = True
-    if not any_act:
+            pt[n] = i
+            n += (row[i] != 0) * active[i]
+        n_act[t] = n
+        n_total += n
+    if n_total == 0:
         return
     for j in range(n_pre):
         for t in range(n_steps):
@@ -171,18 +178,24 @@ def _gather_update(traces, spikes_out, coef):
     n_steps = traces.shape[0]
     n_pre = traces.shape[1]
     n_post = coef.shape[0]
+    # branch-free scans (a data-dependent branch per element costs more than the work)
+    active = np.empty(n_post, dtype=np.uint8)
+    for i in range(n_post):
+        active[i] = coef[i] != 0.0
+    fired = np.zeros(n_post, dtype=np.uint8)
+    t_act = np.zeros(n_steps, dtype=np.uint8)
+    for t in range(n_steps):                       # row by row: spike buffers are step-major
+        row = spikes_out[t + 1]
+        any_t = np.uint8(0)
+        for i in range(n_post):
+            h = np.uint8(row[i] != 0) & active[i]
+            fired[i] |= h
+            any_t |= h
+        t_act[t] = any_t
     post = np.empty(n_post, dtype=np.int64)
     n_u = 0
-    t_act = np.zeros(n_steps, dtype=np.uint8)
     for i in range(n_post):
-        if coef[i] == 0.0:
-            continue
-        hit = False
-        for t in range(n_steps):
-            if spikes_out[t + 1, i] != 0:
-                t_act[t] = 1
-                hit = True
-        if hit:
+        if fired[i] != 0:
             post[n_u] = i
             n_u += 1
     steps = np.empty(n_steps, dtype=np.int64)
@@ -195,8 +208,7 @@ def _gather_update(traces, spikes_out, coef):
     for s in range(n_s):
         xr = traces[steps[s]]
         for j in range(n_pre):
-            if xr[j] != 0.0:
-                flag[j] = 1
+            flag[j] |= np.uint8(xr[j] != 0.0)
     pre = np.empty(n_pre, dtype=np.int64)
     n_j = 0
     for j in range(n_pre):
@@ -303,6 +315,43 @@ def _back_project(w, g, sigma):
         j += 1
 
 
+@njit
+def _ternarise(sigma, alpha, delta):
+    """``delta = sign(sigma) * [|sigma| >= alpha]`` into ``delta`` (NaN gives 0)."""
+    for j in range(sigma.shape[0]):
+        s = sigma[j]
+        delta[j] = (1.0 if s > 0 else -1.0) if abs(s) >= alpha else 0.0
+
+
+@njit
+def _desire_g(delta, counts, mask, n_target, g):
+    """``g_i = |[delta_i > 0] - c_i / N*| delta_i m_i`` into ``g`` (float64, NumPy's order of operations)."""
+    for i in range(delta.shape[0]):
+        should = 1.0 if delta[i] > 0 else 0.0
+        g[i] = abs(should - counts[i] / n_target) * delta[i] * mask[i]
+
+
+@njit
+def _update_coef(delta, mask, lr, coef):
+    """``coef_i = lr * delta_i * m_i`` rounded to ``coef``'s type; True if any is non-zero."""
+    nonzero = False
+    for i in range(delta.shape[0]):
+        coef[i] = lr * delta[i] * mask[i]
+        if coef[i] != 0.0:
+            nonzero = True
+    return nonzero
+
+
+@njit
+def _spike_counts(spikes, counts):
+    """Column sums of a uint8 spike buffer into int32 ``counts``."""
+    for i in range(counts.shape[0]):
+        counts[i] = 0
+    for t in range(spikes.shape[0]):
+        for i in range(spikes.shape[1]):
+            counts[i] += spikes[t, i]
+
+
 def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: float):
     """Ternary output desire and error magnitude.
 
@@ -336,7 +385,8 @@ def hidden_desire(w: np.ndarray, g: np.ndarray, alpha_hid: float):
     else:                                                 # float32: float64 sums, w read in place
         sigma = np.empty(w.shape[0], np.float64)
         _back_project(w, np.ascontiguousarray(g, np.float64), sigma)
-    delta = np.where(np.abs(sigma) >= alpha_hid, np.where(sigma > 0, 1.0, -1.0), 0.0)
+    delta = np.empty(sigma.shape[0], np.float64)
+    _ternarise(sigma, float(alpha_hid), delta)
     return delta, sigma
 
 
@@ -538,8 +588,12 @@ class DesireBP(LearningRule):
                 i_rec = np.zeros((len(rec), T), ft)
             else:
                 rec_idx, v_rec, i_rec = no_idx, no_rec, no_rec
-            lif_layer_forward(spikes[l - 1], scales[l - 1], weights[l - 1], leak, v_th, masks[l],
-                              leak, out, tr, rec_idx, v_rec, i_rec)
+            # float32: the input layer's rate code has few distinct spike trains, so its
+            # weight rows are summed per train (another summation order, like the reference
+            # code's float32 matrix products); float64 keeps the one-row-per-spike order
+            forward = lif_layer_forward_grouped if (l == 1 and ft is np.float32) else lif_layer_forward
+            forward(spikes[l - 1], scales[l - 1], weights[l - 1], leak, v_th, masks[l],
+                    leak, out, tr, rec_idx, v_rec, i_rec)
             if rec:
                 for r, (k, _) in enumerate(rec):
                     v_trace[k] = v_rec[r]
@@ -565,7 +619,9 @@ class DesireBP(LearningRule):
         alpha_out, alpha_hid = hp.alpha_out, hp.alpha_hid
 
         spikes, traces, masks, v_trace, i_trace = self._forward(model, x, True, record, hp)
-        counts = [s.sum(axis=0, dtype=np.int32) for s in spikes]
+        counts = [np.empty(n, np.int32) for n in sizes]
+        for s, c in zip(spikes, counts):
+            _spike_counts(s, c)
 
         # desire, output then hidden layers (old weights throughout)
         delta = [None] * n_layers
@@ -573,15 +629,14 @@ class DesireBP(LearningRule):
         g = [None] * n_layers
         delta[-1], e_out = output_desire(counts[-1], y, n_target, alpha_out)
         raw[-1] = e_out
-        for l in range(n_layers - 1, 1, -1):
-            should = delta[l] > 0
-            e = np.abs(should - counts[l] / float(n_target))
-            g[l] = e * delta[l] * masks[l]
-            delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], alpha_hid)
-        if n_layers > 2:
-            should = delta[1] > 0
-            g[1] = np.abs(should - counts[1] / float(n_target)) * delta[1] * masks[1]
-        else:
+        for l in range(n_layers - 1, 0, -1):
+            if l == 1 and n_layers == 2:
+                break
+            g[l] = np.empty(sizes[l], np.float64)
+            _desire_g(delta[l], counts[l], masks[l], float(n_target), g[l])
+            if l > 1:
+                delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], alpha_hid)
+        if n_layers == 2:
             g[1] = e_out * delta[1]
 
         # signed contribution W_ji * g_i of each upper-layer neuron i to sigma_j of each
@@ -607,22 +662,24 @@ class DesireBP(LearningRule):
         dw_in = []
         want_dw = record.weight_updates and record.neurons
         for l in range(1, n_layers):
-            coef = (lr * delta[l] * masks[l]).astype(ft)
+            coef = np.empty(sizes[l], ft)
+            active = _update_coef(delta[l], masks[l], lr, coef)
             X = traces[l - 1]
             if want_dw:
                 S = spikes[l][1:].astype(ft)
                 for layer, idx in record.neurons:
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
-            dw_norm.append(apply_update(weights[l - 1], X, spikes[l], coef))
-        if not np.all(np.isfinite(dw_norm)):
-            bad = [l + 1 for l, v in enumerate(dw_norm) if not np.isfinite(v)]
+            dw_norm.append(apply_update(weights[l - 1], X, spikes[l], coef) if active else 0.0)
+        if not all(math.isfinite(v) for v in dw_norm):
+            bad = [l + 1 for l, v in enumerate(dw_norm) if not math.isfinite(v)]
             raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
                                  "the weights are no longer usable: lower the learning rate and reset")
 
         should_out = np.zeros(sizes[-1], np.float64)
         should_out[y] = 1.0
-        loss = float(np.mean((counts[-1] / float(n_target) - should_out) ** 2))
+        sq_err = (counts[-1] / float(n_target) - should_out) ** 2
+        loss = float(sq_err.sum() / sq_err.size)          # np.mean's sum and division, bit for bit
         target = (should_out * n_target).astype(np.float32)
         return self._frame(model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes,
                            record, v_trace, i_trace, extras, dw_in, hp=hp)

@@ -106,8 +106,8 @@ def test_reproduce_resumes_after_a_kill_at_the_right_epoch(tmp_path):
 
 def test_sigterm_saves_the_position_and_exits_130(tmp_path):
     out = tmp_path / "run"
-    args = ["desire-fashion", "--epochs", "1", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
-            "--no-progress"]                   # 4,000 samples: ~7 s of training
+    args = ["desire-fashion", "--epochs", "5", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
+            "--no-progress"]                   # 5 x 4,000 samples: 20-40 s of training, stopped after 4 s
     child = subprocess.Popen(_cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         t0 = time.monotonic()
@@ -126,7 +126,7 @@ def test_sigterm_saves_the_position_and_exits_130(tmp_path):
     assert "interrupted; progress saved" in rest
     with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-    assert meta["epoch"] == 0 and meta["position"] > 0   # saved mid-epoch, where it stopped
+    assert meta["epoch"] < 5 and meta["position"] > 0    # saved mid-epoch, where it stopped
 
 
 def test_table_is_generated_from_the_stored_results(tmp_path):
