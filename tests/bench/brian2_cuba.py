@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=["runtime", "cpp_standalone"], default="runtime")
     ap.add_argument("--duration", type=float, default=10.0, help="biological seconds")
     ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--p", type=float, default=0.02, help="connection probability (0.002 at 40 000: same in-degree)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target", default="auto", help="runtime codegen target: auto, cython or numpy")
     args = ap.parse_args()
@@ -72,8 +73,8 @@ def main() -> None:
     wi = (-20 * 4.5 / 10) * mV
     Ce = b2.Synapses(P, P, on_pre="ge += we")
     Ci = b2.Synapses(P, P, on_pre="gi += wi")
-    Ce.connect(f"i<{n_exc}", p=0.02)
-    Ci.connect(f"i>={n_exc}", p=0.02)
+    Ce.connect(f"i<{n_exc}", p=args.p)
+    Ci.connect(f"i>={n_exc}", p=args.p)
     mon = b2.SpikeMonitor(P)
     net = b2.Network(P, Ce, Ci, mon)
     setup = time.perf_counter() - t0
