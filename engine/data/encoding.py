@@ -38,18 +38,41 @@ def _check_intensity(x) -> np.ndarray:
 
 @njit
 def _rate_deterministic(x, n_steps, mask, out):
+    """Write the rate code of ``x`` into every row of ``out`` (rows from ``n_steps`` on: 0).
+
+    Branch-free and step-major: each step updates all potentials ``u`` (float32) and
+    writes a whole row, ``u`` loses 1 where it fired and 0 elsewhere (``u - 0 == u``),
+    so the spikes are bit-for-bit those of the per-pixel loop with a branch.  A masked
+    pixel integrates like the others but its spikes are not written.
+    """
     n = x.shape[0]
-    for i in range(n):
-        if mask[i] == 0:
-            continue
-        u = np.float32(0.0)
-        p = x[i]
-        for t in range(n_steps):
-            u += p
-            if u >= 1.0:
-                out[t, i] = 1
-                u -= np.float32(1.0)
+    one = np.float32(1.0)
+    u = np.zeros(n, dtype=np.float32)
+    for t in range(n_steps):
+        row = out[t]
+        for i in range(n):
+            v = u[i] + np.float32(x[i])
+            fire = v >= one
+            row[i] = np.uint8(fire) & mask[i]
+            u[i] = v - np.float32(fire)
+    for t in range(n_steps, out.shape[0]):
+        row = out[t]
+        for i in range(n):
+            row[i] = 0
     return out
+
+
+@njit
+def _intensity_status(x):
+    """0 if every ``x`` is finite and in [0, 1]; 1 if one is NaN or Inf; 2 if one is out of range."""
+    bad_range = False
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (v >= 0.0 and v <= 1.0):                  # NaN fails both comparisons
+            if not np.isfinite(v):
+                return 1
+            bad_range = True
+    return 2 if bad_range else 0
 
 
 def rate_deterministic(x, n_steps: int, mask=None, out=None) -> np.ndarray:
@@ -75,14 +98,20 @@ def rate_deterministic(x, n_steps: int, mask=None, out=None) -> np.ndarray:
     """
     if n_steps < 1:
         raise ConfigError(f"n_steps must be >= 1, got {n_steps}")
-    x = _check_intensity(x).ravel()
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        # float32 intensities (the training loop's case): checked in one pass by a kernel;
+        # only a bad input goes through _check_intensity, for its error message
+        x = np.ascontiguousarray(x).ravel()
+        if _intensity_status(x) != 0:
+            _check_intensity(x)
+    else:
+        x = np.ascontiguousarray(_check_intensity(x).ravel())
     if mask is None:
         mask = np.ones(x.shape[0], np.uint8)
     if out is None:
-        out = np.zeros((n_steps + 1, x.shape[0]), np.uint8)
-    else:
-        out[:] = 0
-    return _rate_deterministic(np.ascontiguousarray(x), int(n_steps), mask, out)
+        out = np.empty((n_steps + 1, x.shape[0]), np.uint8)       # every row is written
+    return _rate_deterministic(x, int(n_steps), mask, out)
 
 
 def rate_bernoulli(x, n_steps: int, rng: np.random.Generator, max_rate: float = 1.0,

@@ -51,6 +51,7 @@ on spike-timing-dependent plasticity", Neurocomputing 560 (2023) 126773.
 from __future__ import annotations
 
 import math
+import threading
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -60,7 +61,7 @@ from spikewb.engine.config import njit
 from spikewb.engine.data.encoding import rate_deterministic
 from spikewb.engine.errors import ConfigError, NumericalError
 from spikewb.engine.frame import Frame, Record, RECORD_NONE, raster_events
-from spikewb.engine.network import Architecture, Model
+from spikewb.engine.network import Architecture, Model, layer_names
 from spikewb.engine.neurons.lif import lif_layer_forward, lif_layer_forward_grouped
 from spikewb.engine.rules.base import LearningRule, label_in_range, register
 
@@ -257,7 +258,12 @@ def apply_update(w, traces, spikes_out, coef) -> float:
     """
     if not coef.any():
         return 0.0
-    if w.dtype == np.float32 and w.size >= SUMMED_UPDATE_MIN:
+    return _apply_nonzero_update(w, traces, spikes_out, coef)
+
+
+def _apply_nonzero_update(w, traces, spikes_out, coef) -> float:
+    """:func:`apply_update` for a ``coef`` known to have a non-zero entry."""
+    if w.dtype.type is np.float32 and w.size >= SUMMED_UPDATE_MIN:
         a, b, rows, cols = _gather_update(traces, spikes_out, coef)
         if rows.size == 0 or cols.size == 0:
             return 0.0
@@ -352,6 +358,30 @@ def _spike_counts(spikes, counts):
             counts[i] += spikes[t, i]
 
 
+@njit
+def _output_desire(counts, label, n_target, alpha_out, delta, e):
+    """:func:`output_desire` into ``delta`` and ``e`` (float64, NumPy's operations, bit for bit)."""
+    for i in range(counts.shape[0]):
+        should = 1.0 if i == label else 0.0
+        ei = abs(should - counts[i] / n_target)
+        e[i] = ei
+        delta[i] = (2.0 * should - 1.0) if ei > alpha_out else 0.0
+
+
+@njit
+def _unique_argmax(counts):
+    """Index of the first maximum, or -1 if it occurs more than once (``counts`` not empty)."""
+    best = 0
+    tie = False
+    for i in range(1, counts.shape[0]):
+        if counts[i] > counts[best]:
+            best = i
+            tie = False
+        elif counts[i] == counts[best]:
+            tie = True
+    return -1 if tie else best
+
+
 def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: float):
     """Ternary output desire and error magnitude.
 
@@ -420,9 +450,50 @@ def unique_argmax(counts: np.ndarray) -> int:
     >>> unique_argmax(np.array([1, 3, 2])), unique_argmax(np.array([3, 3, 0]))
     (1, -1)
     """
+    if counts.ndim == 1 and counts.size and counts.dtype.kind in "iu":
+        return int(_unique_argmax(counts))
     m = counts.max()
     hits = np.flatnonzero(counts == m)
     return int(hits[0]) if len(hits) == 1 else -1
+
+
+_ONES: dict[int, np.ndarray] = {}
+_WORKSPACE = threading.local()
+
+
+def _ones(n: int) -> np.ndarray:
+    """A shared all-ones uint8 mask of length ``n`` (read only by the kernels; never write to it)."""
+    m = _ONES.get(n)
+    if m is None:
+        m = _ONES[n] = np.ones(n, np.uint8)
+    return m
+
+
+def _workspace(sizes, n_steps: int, ft) -> tuple[list, list]:
+    """This thread's spike buffers ``(T + 1, n_l)`` and trace buffers ``(T, n_{l-1})`` for a training step.
+
+    Reused from one step to the next while the layer sizes, ``T`` and the float type stay
+    the same, so a step allocates none of them; their contents are undefined until the
+    forward pass writes them.  Per thread, so concurrent steps never share a buffer.
+    """
+    key = (tuple(sizes), n_steps, ft)
+    ws = getattr(_WORKSPACE, "desire", None)
+    if ws is None or ws[0] != key:
+        spikes = [np.empty((n_steps + 1, n), np.uint8) for n in sizes]
+        traces = [np.empty((n_steps, n), ft) for n in sizes[:-1]]
+        ws = _WORKSPACE.desire = (key, spikes, traces)
+    return ws[1], ws[2]
+
+
+_LAYER_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def _layer_names(n_layers: int) -> tuple[str, ...]:
+    """:func:`~spikewb.engine.network.layer_names`, built once per layer count."""
+    names = _LAYER_NAMES.get(n_layers)
+    if names is None:
+        names = _LAYER_NAMES[n_layers] = layer_names(n_layers)
+    return names
 
 
 class _Hyper(NamedTuple):
@@ -496,6 +567,7 @@ class DesireBP(LearningRule):
     def __init__(self, **params):
         super().__init__(**params)
         self._hyper_cache: _Hyper | None = None
+        self._consts_cache: tuple | None = None
         self.param.watch(self._drop_hyper, [k for k in self.param if k != "name"])
 
     def _drop_hyper(self, *events) -> None:
@@ -543,10 +615,22 @@ class DesireBP(LearningRule):
                               "(the output target is T - m spikes)")
 
     # ---------------------------------------------------------------- forward
+    def _consts(self, hp: _Hyper, ft) -> tuple:
+        """Per-step scalars in the weights' type, and empty recording buffers (cached with ``hp``)."""
+        c = self._consts_cache
+        if c is None or c[0] is not hp or c[1] is not ft:
+            T = hp.n_steps
+            scale = {p: ft(1.0 / (1.0 - p)) if p > 0.0 else ft(1.0) for p in (0.0, hp.dropout_in, hp.dropout_hid)}
+            c = (hp, ft, ft(hp.leak), ft(hp.v_th), scale, np.zeros(0, np.int64), np.zeros((0, T), ft))
+            self._consts_cache = c
+        return c
+
     def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record, hp: tuple | None = None):
         """Run all layers; returns spikes, traces, masks, recorded potentials and currents.
 
-        ``hp`` is the parameter snapshot (:meth:`_hyper`); read here if not given.
+        ``hp`` is the parameter snapshot (:meth:`_hyper`); read here if not given.  In
+        training the spike and trace buffers are this thread's workspace (see
+        :func:`_workspace`): valid until the thread's next training step.
         """
         weights = model.weights
         sizes = model.sizes
@@ -554,20 +638,26 @@ class DesireBP(LearningRule):
         hp = self._hyper() if hp is None else hp
         T, p_in, p_hid = hp.n_steps, hp.dropout_in, hp.dropout_hid
         ft = weights[0].dtype.type
-        leak, v_th = ft(hp.leak), ft(hp.v_th)
+        _, _, leak, v_th, scale, no_idx, no_rec = self._consts(hp, ft)
         masks, scales = [], []
+        rng = model.rng
         for l, n in enumerate(sizes):
             p = 0.0
             if train and l < n_layers - 1:
                 p = p_in if l == 0 else p_hid
             if p > 0.0:
-                masks.append((model.rng.random(n) >= p).astype(np.uint8))
-                scales.append(ft(1.0 / (1.0 - p)))
+                masks.append(np.greater_equal(rng.random(n), p).view(np.uint8))     # same draws, no copy
             else:
-                masks.append(np.ones(n, np.uint8))
-                scales.append(ft(1.0))
-        spikes = [rate_deterministic(x, T, masks[0])]
-        traces = []
+                masks.append(_ones(n))
+            scales.append(scale[p])
+        if train:
+            spikes, traces = _workspace(sizes, T, ft)
+            spikes = list(spikes)
+            traces = list(traces)
+            rate_deterministic(x, T, masks[0], spikes[0])
+        else:
+            spikes = [rate_deterministic(x, T, masks[0])]
+            traces = [np.empty((0, n), ft) for n in sizes[:-1]]
         n_rec = len(record.neurons)
         rec_by_layer = {}
         for k, (layer, idx) in enumerate(record.neurons):
@@ -575,13 +665,15 @@ class DesireBP(LearningRule):
                 rec_by_layer.setdefault(layer, []).append((k, idx))
         v_trace = np.zeros((n_rec, T), np.float32)
         i_trace = np.zeros((n_rec, T), np.float32)
-        no_idx = np.zeros(0, np.int64)
-        no_rec = np.zeros((0, T), ft)
-        n_tr = T if train else 0
         for l in range(1, n_layers):
-            out = np.zeros((T + 1, sizes[l]), np.uint8)
-            tr = np.empty((n_tr, sizes[l - 1]), ft)
-            rec = rec_by_layer.get(l)
+            if train:
+                out = spikes[l]
+                out.fill(0)
+            else:
+                out = np.zeros((T + 1, sizes[l]), np.uint8)
+                spikes.append(out)
+            tr = traces[l - 1]
+            rec = rec_by_layer.get(l) if rec_by_layer else None
             if rec:
                 rec_idx = np.array([i for _, i in rec], np.int64)
                 v_rec = np.zeros((len(rec), T), ft)
@@ -598,8 +690,6 @@ class DesireBP(LearningRule):
                 for r, (k, _) in enumerate(rec):
                     v_trace[k] = v_rec[r]
                     i_trace[k] = i_rec[r]
-            spikes.append(out)
-            traces.append(tr)
         return spikes, traces, masks, v_trace, i_trace
 
     # ---------------------------------------------------------------- step
@@ -609,14 +699,16 @@ class DesireBP(LearningRule):
         T = hp.n_steps
         if hp.margin >= T:
             self._check_steps()
-        y = label_in_range(y, model.sizes[-1])
-        record = RECORD_NONE if record is None else record
         weights = model.weights
         sizes = model.sizes
         n_layers = len(sizes)
+        n_out = sizes[-1]
+        if not (type(y) is int and 0 <= y < n_out):        # the common case needs no check call
+            y = label_in_range(y, n_out)
+        record = RECORD_NONE if record is None else record
         n_target = T - hp.margin
         lr = hp.learning_rate(model.epoch)
-        alpha_out, alpha_hid = hp.alpha_out, hp.alpha_hid
+        alpha_hid = hp.alpha_hid
 
         spikes, traces, masks, v_trace, i_trace = self._forward(model, x, True, record, hp)
         counts = [np.empty(n, np.int32) for n in sizes]
@@ -627,15 +719,27 @@ class DesireBP(LearningRule):
         delta = [None] * n_layers
         raw = [None] * n_layers
         g = [None] * n_layers
-        delta[-1], e_out = output_desire(counts[-1], y, n_target, alpha_out)
+        d_out = np.empty(n_out, np.float64)
+        e_out = np.empty(n_out, np.float64)
+        _output_desire(counts[-1], y, float(n_target), float(hp.alpha_out), d_out, e_out)
+        delta[-1] = d_out
         raw[-1] = e_out
+        ft = weights[0].dtype.type
         for l in range(n_layers - 1, 0, -1):
             if l == 1 and n_layers == 2:
                 break
             g[l] = np.empty(sizes[l], np.float64)
             _desire_g(delta[l], counts[l], masks[l], float(n_target), g[l])
             if l > 1:
-                delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], alpha_hid)
+                w = weights[l - 1]
+                if ft is np.float32:                       # hidden_desire's float32 path, without its checks
+                    sigma = np.empty(w.shape[0], np.float64)
+                    _back_project(w, g[l], sigma)
+                    d = np.empty(w.shape[0], np.float64)
+                    _ternarise(sigma, float(alpha_hid), d)
+                    delta[l - 1], raw[l - 1] = d, sigma
+                else:
+                    delta[l - 1], raw[l - 1] = hidden_desire(w, g[l], alpha_hid)
         if n_layers == 2:
             g[1] = e_out * delta[1]
 
@@ -657,7 +761,6 @@ class DesireBP(LearningRule):
             extras["flow"] = flow_links(weights, g, record.flow)
 
         # weight update and its norm (see apply_update: float64 per step, float32 summed)
-        ft = weights[0].dtype.type
         dw_norm = []
         dw_in = []
         want_dw = record.weight_updates and record.neurons
@@ -670,17 +773,18 @@ class DesireBP(LearningRule):
                 for layer, idx in record.neurons:
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
-            dw_norm.append(apply_update(weights[l - 1], X, spikes[l], coef) if active else 0.0)
-        if not all(math.isfinite(v) for v in dw_norm):
-            bad = [l + 1 for l, v in enumerate(dw_norm) if not math.isfinite(v)]
-            raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
-                                 "the weights are no longer usable: lower the learning rate and reset")
+            dw_norm.append(_apply_nonzero_update(weights[l - 1], X, spikes[l], coef) if active else 0.0)
+        for v in dw_norm:
+            if not math.isfinite(v):
+                bad = [l + 1 for l, v in enumerate(dw_norm) if not math.isfinite(v)]
+                raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
+                                     "the weights are no longer usable: lower the learning rate and reset")
 
-        should_out = np.zeros(sizes[-1], np.float64)
-        should_out[y] = 1.0
-        sq_err = (counts[-1] / float(n_target) - should_out) ** 2
-        loss = float(sq_err.sum() / sq_err.size)          # np.mean's sum and division, bit for bit
-        target = (should_out * n_target).astype(np.float32)
+        # mean of (c / N* - [i = y])^2 = e_out^2, with np.mean's sum and division, bit for bit
+        sq_err = e_out * e_out
+        loss = float(sq_err.sum() / sq_err.size)
+        target = np.zeros(n_out, np.float32)
+        target[y] = n_target
         return self._frame(model, y, counts, delta, raw, g, dw_norm, loss, lr, target, spikes,
                            record, v_trace, i_trace, extras, dw_in, hp=hp)
 
@@ -691,11 +795,13 @@ class DesireBP(LearningRule):
         extras["g"] = tuple(np.zeros(0, np.float32) if v is None else v.astype(np.float32) for v in g)
         if dw_in:
             extras["dw_in"] = tuple(dw_in)
+        n_layers = len(counts)
         return self.make_frame(
             model, record, label=y, prediction=unique_argmax(counts[-1]), loss=loss, lr=lr,
             duration=hp.n_steps, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
             target=target, spikes=raster_events(spikes) if record.spikes else None,
-            v_trace=v_trace, i_trace=i_trace, extras=extras, v_th=hp.v_th)
+            v_trace=v_trace, i_trace=i_trace, extras=extras, v_th=hp.v_th,
+            layer_names=_layer_names(n_layers))
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:
