@@ -254,7 +254,11 @@ def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
                unit="sample", disable=not progress, dynamic_ncols=True, mininterval=0.5)
     last = [time.perf_counter()]
 
+    stop = threading.Event()
+
     def on_frame(frame):
+        if stop.is_set():                   # between two steps: the model is never saved half-updated
+            raise KeyboardInterrupt
         bar.update(1)
         now = time.perf_counter()
         if now - last[0] > 0.5:
@@ -271,23 +275,32 @@ def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
             bar.write(f"warning: {w}")
         trainer.warnings.clear()
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
+    def on_signal(signum, frame):
+        # Ctrl-C / SIGTERM ask the loop to stop after the step in progress (an exception raised
+        # inside a compiled kernel's call could leave the weights half-updated); a second one
+        # stops at once
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:      # background jobs ignore SIGINT: keep it so
+                previous[sig] = signal.signal(sig, on_signal)
     try:
         trainer.fit(epochs, callback=on_frame, checkpoint_dir=out, on_epoch=on_epoch)
     except KeyboardInterrupt:
         bar.close()
+        if trainer.history:
+            _write_metrics(out, trainer.history)
         trainer.save(ckpt)
         typer.echo(f"interrupted; progress saved to {ckpt} (epoch {trainer.epoch}, sample {trainer.position}; "
                    "run the same command with --resume to continue)")
         raise typer.Exit(130)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     bar.close()
 
 

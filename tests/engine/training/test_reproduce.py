@@ -104,7 +104,9 @@ def test_reproduce_resumes_after_a_kill_at_the_right_epoch(tmp_path):
     assert again.returncode == 0 and json.loads((out / "result.json").read_text())["epochs_run"] == 3
 
 
-def test_sigterm_saves_the_position_and_exits_130(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_saves_the_position_and_exits_130(tmp_path, sig):
+    """The signal stops the loop between two steps; the checkpoint is a whole step's state."""
     out = tmp_path / "run"
     args = ["desire-fashion", "--epochs", "5", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
             "--no-progress"]                   # 5 x 4,000 samples: 20-40 s of training, stopped after 4 s
@@ -117,7 +119,7 @@ def test_sigterm_saves_the_position_and_exits_130(tmp_path):
             assert line or child.poll() is None, "child ended before training"
             assert time.monotonic() - t0 < 240
         time.sleep(4.0)
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(sig)
         rest = child.communicate(timeout=60)[0]
     finally:
         if child.poll() is None:
