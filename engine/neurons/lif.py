@@ -34,6 +34,40 @@ from spikewb.engine.config import njit
 
 
 @njit
+def _traces_and_membrane(cur, spikes_in, in_scale, leak, v_th, mask, trace_leak,
+                         spikes_out, traces, rec_idx, v_rec, i_rec):
+    """The part of a LIF layer's pass after its weighted input ``cur`` (T, n_post) is summed.
+
+    Presynaptic traces (when ``traces`` has rows), then leak, input, threshold
+    and reset by subtraction per step; arguments as in :func:`lif_layer_forward`.
+    Returns the number of spikes emitted.
+    """
+    n_steps, n_post = cur.shape
+    n_pre = spikes_in.shape[1]
+    if traces.shape[0] > 0:
+        for t in range(n_steps):
+            for j in range(n_pre):
+                x = trace_leak * traces[t - 1, j] if t > 0 else 0.0
+                traces[t, j] = x + 1.0 if spikes_in[t, j] != 0 else x
+    v = np.zeros(n_post, dtype=cur.dtype)
+    n_rec = rec_idx.shape[0]
+    total = 0
+    for t in range(n_steps):
+        for i in range(n_post):
+            v[i] = leak * v[i] + in_scale * cur[t, i]
+        for r in range(n_rec):
+            v_rec[r, t] = v[rec_idx[r]]
+            i_rec[r, t] = in_scale * cur[t, rec_idx[r]]
+        out_t = spikes_out[t + 1]
+        for i in range(n_post):                     # branch-free: spikes are rare and random
+            fire = (v[i] >= v_th) & (mask[i] != 0)
+            out_t[i] |= np.uint8(fire)
+            v[i] = v[i] - v_th if fire else v[i]
+            total += fire
+    return total
+
+
+@njit
 def lif_layer_forward(spikes_in, in_scale, w, leak, v_th, mask, trace_leak,
                       spikes_out, traces, rec_idx, v_rec, i_rec):
     """Run one discrete LIF layer over all ``T`` steps of a sample.
@@ -84,26 +118,8 @@ def lif_layer_forward(spikes_in, in_scale, w, leak, v_th, mask, trace_leak,
             if spikes_in[t, j] != 0:
                 for i in range(n_post):
                     cur[t, i] += w[j, i]
-    if traces.shape[0] > 0:
-        for t in range(n_steps):
-            for j in range(n_pre):
-                x = trace_leak * traces[t - 1, j] if t > 0 else 0.0
-                traces[t, j] = x + 1.0 if spikes_in[t, j] != 0 else x
-    v = np.zeros(n_post, dtype=w.dtype)
-    n_rec = rec_idx.shape[0]
-    total = 0
-    for t in range(n_steps):
-        for i in range(n_post):
-            v[i] = leak * v[i] + in_scale * cur[t, i]
-        for r in range(n_rec):
-            v_rec[r, t] = v[rec_idx[r]]
-            i_rec[r, t] = in_scale * cur[t, rec_idx[r]]
-        for i in range(n_post):
-            if v[i] >= v_th and mask[i] != 0:
-                spikes_out[t + 1, i] = 1
-                v[i] -= v_th
-                total += 1
-    return total
+    return _traces_and_membrane(cur, spikes_in, in_scale, leak, v_th, mask, trace_leak,
+                                spikes_out, traces, rec_idx, v_rec, i_rec)
 
 
 def lif_reference(currents, leak, v_th, mask=None):
@@ -204,24 +220,5 @@ def lif_layer_forward_grouped(spikes_in, in_scale, w, leak, v_th, mask, trace_le
                 ct = cur[t]
                 for i in range(n_post):
                     ct[i] += acc[i]
-    if traces.shape[0] > 0:
-        for t in range(n_steps):
-            for j in range(n_pre):
-                x = trace_leak * traces[t - 1, j] if t > 0 else 0.0
-                traces[t, j] = x + 1.0 if spikes_in[t, j] != 0 else x
-    v = np.zeros(n_post, dtype=w.dtype)
-    n_rec = rec_idx.shape[0]
-    total = 0
-    for t in range(n_steps):
-        for i in range(n_post):
-            v[i] = leak * v[i] + in_scale * cur[t, i]
-        for r in range(n_rec):
-            v_rec[r, t] = v[rec_idx[r]]
-            i_rec[r, t] = in_scale * cur[t, rec_idx[r]]
-        out_t = spikes_out[t + 1]
-        for i in range(n_post):                     # branch-free: spikes are rare and random
-            fire = (v[i] >= v_th) & (mask[i] != 0)
-            out_t[i] |= np.uint8(fire)
-            v[i] = v[i] - v_th if fire else v[i]
-            total += fire
-    return total
+    return _traces_and_membrane(cur, spikes_in, in_scale, leak, v_th, mask, trace_leak,
+                                spikes_out, traces, rec_idx, v_rec, i_rec)

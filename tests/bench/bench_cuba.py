@@ -85,22 +85,31 @@ METRICS = [M_CPU, M_RTF_SA, M_RTF_RT, M_TOTAL, M_SETUP, M_EVENTS, M_RATE, M_CV,
            M_NEST_CPU, M_NEST_WALL, M_NEST_RATE, M_NEST_CV, M_BIG_CPU, M_BIG_WALL, M_BIG_B2]
 
 
-def brian2_python(create: bool) -> str | None:
-    """Interpreter of the isolated Brian2 environment, or None when it is not wanted/available."""
-    flag = os.environ.get("SPIKEWB_BENCH_BRIAN2", "")
+def isolated_python(flag_var: str, python_var: str, venv: Path, script: str, create: bool) -> str | None:
+    """Interpreter of an isolated reference environment, or None when it is not wanted/available.
+
+    ``$flag_var`` = 0: never; = 1 (and ``create``): make the venv with ``script`` if missing;
+    unset: use the venv if it exists.  ``$python_var`` names another interpreter.
+    """
+    flag = os.environ.get(flag_var, "")
     if flag == "0":
         return None
-    explicit = os.environ.get("SPIKEWB_BRIAN2_PYTHON")
+    explicit = os.environ.get(python_var)
     if explicit:
         return explicit
-    py = VENV / "bin" / "python"
+    py = venv / "bin" / "python"
     if flag == "1" and create:
-        out = subprocess.run(["bash", str(HERE / "brian2_env.sh")], capture_output=True, text=True,
+        out = subprocess.run(["bash", str(HERE / script)], capture_output=True, text=True,
                              env={**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)})
         if out.returncode != 0:
-            raise RuntimeError(f"creating the Brian2 environment failed: {out.stderr.strip()[-500:]}")
+            raise RuntimeError(f"creating the environment of {script} failed: {out.stderr.strip()[-500:]}")
         return out.stdout.strip().splitlines()[-1]
     return str(py) if py.exists() else None
+
+
+def brian2_python(create: bool) -> str | None:
+    """The isolated Brian2 interpreter (``SPIKEWB_BENCH_BRIAN2``, ``SPIKEWB_BRIAN2_PYTHON``)."""
+    return isolated_python("SPIKEWB_BENCH_BRIAN2", "SPIKEWB_BRIAN2_PYTHON", VENV, "brian2_env.sh", create)
 
 
 def run_brian2(python: str, mode: str, seconds: float, n: int, timeout: float = 1800, p: float = 0.02) -> dict:
@@ -115,21 +124,8 @@ def run_brian2(python: str, mode: str, seconds: float, n: int, timeout: float = 
 
 
 def nest_python(create: bool) -> str | None:
-    """Interpreter of the isolated NEST environment, or None when it is not wanted/available."""
-    flag = os.environ.get("SPIKEWB_BENCH_NEST", "")
-    if flag == "0":
-        return None
-    explicit = os.environ.get("SPIKEWB_NEST_PYTHON")
-    if explicit:
-        return explicit
-    py = NEST_VENV / "bin" / "python"
-    if flag == "1" and create:
-        out = subprocess.run(["bash", str(HERE / "nest_env.sh")], capture_output=True, text=True,
-                             env={**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)})
-        if out.returncode != 0:
-            raise RuntimeError(f"creating the NEST environment failed: {out.stderr.strip()[-500:]}")
-        return out.stdout.strip().splitlines()[-1]
-    return str(py) if py.exists() else None
+    """The isolated NEST interpreter (``SPIKEWB_BENCH_NEST``, ``SPIKEWB_NEST_PYTHON``)."""
+    return isolated_python("SPIKEWB_BENCH_NEST", "SPIKEWB_NEST_PYTHON", NEST_VENV, "nest_env.sh", create)
 
 
 def nest_params(n: int, p: float) -> dict:
