@@ -71,7 +71,7 @@ def parallel_predict(rule: LearningRule, model: Model, X: np.ndarray, workers: i
     separate cores; the result equals the serial one sample for sample
     (``tests/engine/training/test_parallel_eval.py``).
     """
-    workers = max(1, min(int(workers), len(X) // 64))       # not worth a thread below ~64 samples
+    workers = max(1, min(int(workers), len(X)))
     if workers == 1:
         return rule.predict(model, X)
     chunks = np.array_split(np.arange(len(X)), workers)
