@@ -235,7 +235,8 @@ def _attach_recording(trainer, out: Path, every: int, resumed: bool) -> None:
     trainer.recording_path = path
 
 
-def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
+def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool,
+                       again: str = "run the same command with --resume to continue") -> None:
     """``trainer.fit`` with a progress bar, a metrics line and files after every epoch.
 
     The checkpoint is rewritten after every epoch; Ctrl-C (or SIGTERM) saves the
@@ -296,7 +297,7 @@ def _fit_with_progress(trainer, epochs: int, out: Path, progress: bool) -> None:
             _write_metrics(out, trainer.history)
         trainer.save(ckpt)
         typer.echo(f"interrupted; progress saved to {ckpt} (epoch {trainer.epoch}, sample {trainer.position}; "
-                   "run the same command with --resume to continue)")
+                   f"{again})")
         raise typer.Exit(130)
     finally:
         for sig, handler in previous.items():
@@ -436,7 +437,7 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
                    f"{epochs} epochs (paper {repro.epochs})")
         t0 = time.perf_counter()
         try:
-            _fit_with_progress(trainer, epochs, out, progress)
+            _fit_with_progress(trainer, epochs, out, progress, again="run the same command to continue")
         finally:
             if trainer.history:
                 command = repro.command(epochs, dataset=dataset, train_limit=train_limit, eval_limit=eval_limit,

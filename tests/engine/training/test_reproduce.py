@@ -125,7 +125,7 @@ def test_sigterm_saves_the_position_and_exits_130(tmp_path, sig):
         if child.poll() is None:
             child.kill()
     assert child.returncode == 130, rest
-    assert "interrupted; progress saved" in rest
+    assert "interrupted; progress saved" in rest and "run the same command to continue" in rest
     with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
     assert meta["epoch"] < 5 and meta["position"] > 0    # saved mid-epoch, where it stopped
