@@ -9,14 +9,6 @@
 #         BRIAN2_VENV=/path tests/bench/brian2_env.sh
 # bench_cuba.py calls this only when SPIKEWB_BENCH_BRIAN2=1.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-VENV="${BRIAN2_VENV:-$ROOT/.bench-venv-brian2}"
-PY="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import brian2" >/dev/null 2>&1; then
-  echo "creating Brian2 benchmark environment in $VENV" >&2
-  "$PY" -m venv "$VENV"
-  printf '*\n' > "$VENV/.gitignore"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q "brian2==2.9.*" "numpy<2.4" >&2
-fi
-echo "$VENV/bin/python"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+exec bash "$HERE/isolated_env.sh" "${BRIAN2_VENV:-$ROOT/.bench-venv-brian2}" brian2 "brian2==2.9.*" "numpy<2.4"

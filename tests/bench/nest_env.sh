@@ -10,14 +10,6 @@
 #         NEST_VENV=/path tests/bench/nest_env.sh
 # bench_cuba.py calls this only when SPIKEWB_BENCH_NEST=1.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-VENV="${NEST_VENV:-$ROOT/.bench-venv-nest}"
-PY="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import nest" >/dev/null 2>&1; then
-  echo "creating NEST benchmark environment in $VENV" >&2
-  "$PY" -m venv "$VENV"
-  printf '*\n' > "$VENV/.gitignore"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q "nest-simulator==3.*" numpy >&2
-fi
-echo "$VENV/bin/python"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+exec bash "$HERE/isolated_env.sh" "${NEST_VENV:-$ROOT/.bench-venv-nest}" nest "nest-simulator==3.*" numpy
