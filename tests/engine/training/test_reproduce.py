@@ -108,9 +108,12 @@ def test_reproduce_resumes_after_a_kill_at_the_right_epoch(tmp_path):
 def test_sigterm_saves_the_position_and_exits_130(tmp_path, sig):
     """The signal stops the loop between two steps; the checkpoint is a whole step's state."""
     out = tmp_path / "run"
-    args = ["desire-fashion", "--epochs", "5", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
-            "--no-progress"]                   # 5 x 4,000 samples: 20-40 s of training, stopped after 4 s
-    child = subprocess.Popen(_cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = ["desire-fashion", "--epochs", "30", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
+            "--no-progress"]                   # 30 x 4,000 samples: >= 60 s of training, stopped after 4 s
+    # a terminal's Ctrl-C reaches a foreground job whose SIGINT is not ignored; pytest-xdist
+    # workers ignore SIGINT, and a child would inherit that (spikewb keeps an ignored SIGINT ignored)
+    child = subprocess.Popen(_cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         t0 = time.monotonic()
         line = ""
@@ -128,7 +131,7 @@ def test_sigterm_saves_the_position_and_exits_130(tmp_path, sig):
     assert "interrupted; progress saved" in rest and "run the same command to continue" in rest
     with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-    assert meta["epoch"] < 5 and meta["position"] > 0    # saved mid-epoch, where it stopped
+    assert meta["epoch"] < 30 and meta["position"] > 0   # saved mid-epoch, where it stopped
 
 
 def test_table_is_generated_from_the_stored_results(tmp_path):
