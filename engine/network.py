@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -78,8 +79,9 @@ class Architecture(param.Parameterized):
         return cls.check_sizes(sizes)
 
 
+@lru_cache(maxsize=64)
 def layer_names(n_layers: int) -> tuple[str, ...]:
-    """Display names of layers 0..L: input, hidden 1.., output."""
+    """Display names of layers 0..L: input, hidden 1.., output (a shared tuple per count)."""
     return ("input", *(f"hidden {i}" for i in range(1, n_layers - 1)), "output")
 
 

@@ -22,14 +22,28 @@ from spikewb.engine.config import njit
 from spikewb.engine.errors import ConfigError, DataError
 
 
+@njit
+def _intensity_status(x):
+    """0 if every ``x`` is finite and in [0, 1]; 1 if one is NaN or Inf; 2 if one is out of range."""
+    bad_range = False
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (v >= 0.0 and v <= 1.0):                  # NaN fails both comparisons
+            if not np.isfinite(v):
+                return 1
+            bad_range = True
+    return 2 if bad_range else 0
+
+
 def _check_intensity(x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
-    x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    status = _intensity_status(x.ravel())               # one pass; no temporaries for valid input
+    if status == 1:
         raise DataError("input intensities contain NaN or Inf; expected values in [0, 1]")
-    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+    if status == 2:
         raise DataError(
             f"input intensities must lie in [0, 1]; got range [{x.min():.3g}, {x.max():.3g}]. "
             "Scale images by 1/255 first.")
@@ -62,19 +76,6 @@ def _rate_deterministic(x, n_steps, mask, out):
     return out
 
 
-@njit
-def _intensity_status(x):
-    """0 if every ``x`` is finite and in [0, 1]; 1 if one is NaN or Inf; 2 if one is out of range."""
-    bad_range = False
-    for i in range(x.shape[0]):
-        v = x[i]
-        if not (v >= 0.0 and v <= 1.0):                  # NaN fails both comparisons
-            if not np.isfinite(v):
-                return 1
-            bad_range = True
-    return 2 if bad_range else 0
-
-
 def rate_deterministic(x, n_steps: int, mask=None, out=None) -> np.ndarray:
     """Deterministic rate code of a flat intensity vector.
 
@@ -98,15 +99,7 @@ def rate_deterministic(x, n_steps: int, mask=None, out=None) -> np.ndarray:
     """
     if n_steps < 1:
         raise ConfigError(f"n_steps must be >= 1, got {n_steps}")
-    x = np.asarray(x)
-    if x.dtype == np.float32:
-        # float32 intensities (the training loop's case): checked in one pass by a kernel;
-        # only a bad input goes through _check_intensity, for its error message
-        x = np.ascontiguousarray(x).ravel()
-        if _intensity_status(x) != 0:
-            _check_intensity(x)
-    else:
-        x = np.ascontiguousarray(_check_intensity(x).ravel())
+    x = _check_intensity(x).ravel()
     if mask is None:
         mask = np.ones(x.shape[0], np.uint8)
     if out is None:

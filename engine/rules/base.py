@@ -118,6 +118,13 @@ def steps_per_sample(params: Mapping[str, Any], key: str = "?", event_driven: bo
                       "LearningRule.time_steps")
 
 
+def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
+    """The shared schedule: ``lr`` if ``schedule == "constant"``, else ``lr * exp(-decay * epoch)``."""
+    if schedule == "constant":
+        return float(lr)
+    return float(lr * math.exp(-decay * epoch))
+
+
 class LearningRule(param.Parameterized):
     """Base class of all learning rules: hyperparameters shared by every rule."""
 
@@ -163,9 +170,7 @@ class LearningRule(param.Parameterized):
     # -- helpers shared by all rules -------------------------------------------------
     def learning_rate(self, epoch: int) -> float:
         """Learning rate for ``epoch`` (0-based) under the schedule."""
-        if self.lr_schedule == "constant":
-            return float(self.lr)
-        return float(self.lr * math.exp(-self.lr_decay * epoch))
+        return scheduled_lr(self.lr, self.lr_schedule, self.lr_decay, epoch)
 
     @property
     def float_type(self) -> type:

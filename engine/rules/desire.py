@@ -61,9 +61,9 @@ from spikewb.engine.config import njit
 from spikewb.engine.data.encoding import rate_deterministic
 from spikewb.engine.errors import ConfigError, NumericalError
 from spikewb.engine.frame import Frame, Record, RECORD_NONE, raster_events
-from spikewb.engine.network import Architecture, Model, layer_names
+from spikewb.engine.network import Architecture, Model
 from spikewb.engine.neurons.lif import lif_layer_forward, lif_layer_forward_grouped
-from spikewb.engine.rules.base import LearningRule, label_in_range, register
+from spikewb.engine.rules.base import LearningRule, label_in_range, register, scheduled_lr
 
 #: Paper configurations (reference code's ``hyper_pars.config`` and README).
 PRESETS = {
@@ -394,10 +394,10 @@ def output_desire(counts: np.ndarray, label: int, n_target: int, alpha_out: floa
     >>> d.tolist()          # 5/16 > 0.3 -> -1; 4/16 -> 0; 1-11/16 > 0.3 -> +1
     [-1.0, 0.0, 1.0, -1.0]
     """
-    should = np.zeros(len(counts), np.float64)
-    should[label] = 1.0
-    e = np.abs(should - counts / float(n_target))
-    delta = np.where(e > alpha_out, 2.0 * should - 1.0, 0.0)
+    counts = np.asarray(counts)
+    delta = np.empty(len(counts), np.float64)
+    e = np.empty(len(counts), np.float64)
+    _output_desire(counts, int(label), float(n_target), float(alpha_out), delta, e)
     return delta, e
 
 
@@ -485,17 +485,6 @@ def _workspace(sizes, n_steps: int, ft) -> tuple[list, list]:
     return ws[1], ws[2]
 
 
-_LAYER_NAMES: dict[int, tuple[str, ...]] = {}
-
-
-def _layer_names(n_layers: int) -> tuple[str, ...]:
-    """:func:`~spikewb.engine.network.layer_names`, built once per layer count."""
-    names = _LAYER_NAMES.get(n_layers)
-    if names is None:
-        names = _LAYER_NAMES[n_layers] = layer_names(n_layers)
-    return names
-
-
 class _Hyper(NamedTuple):
     """Hyperparameters as plain Python values, read once per change (see ``DesireBP._hyper``)."""
 
@@ -509,13 +498,11 @@ class _Hyper(NamedTuple):
     dropout_hid: float
     lr: float
     lr_decay: float
-    lr_constant: bool
+    lr_schedule: str
 
     def learning_rate(self, epoch: int) -> float:
         """As :meth:`LearningRule.learning_rate`, from the snapshot."""
-        if self.lr_constant:
-            return float(self.lr)
-        return float(self.lr * math.exp(-self.lr_decay * epoch))
+        return scheduled_lr(self.lr, self.lr_schedule, self.lr_decay, epoch)
 
 
 @register
@@ -584,7 +571,7 @@ class DesireBP(LearningRule):
             hp = _Hyper(n_steps=int(self.n_steps), margin=int(self.margin), leak=self.leak, v_th=self.v_th,
                         alpha_out=self.alpha_out, alpha_hid=self.alpha_hid, dropout_in=self.dropout_in,
                         dropout_hid=self.dropout_hid, lr=self.lr, lr_decay=self.lr_decay,
-                        lr_constant=self.lr_schedule == "constant")
+                        lr_schedule=self.lr_schedule)
             self._hyper_cache = hp
         return hp
 
@@ -625,7 +612,7 @@ class DesireBP(LearningRule):
             self._consts_cache = c
         return c
 
-    def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record, hp: tuple | None = None):
+    def _forward(self, model: Model, x: np.ndarray, train: bool, record: Record, hp: _Hyper | None = None):
         """Run all layers; returns spikes, traces, masks, recorded potentials and currents.
 
         ``hp`` is the parameter snapshot (:meth:`_hyper`); read here if not given.  In
@@ -719,10 +706,7 @@ class DesireBP(LearningRule):
         delta = [None] * n_layers
         raw = [None] * n_layers
         g = [None] * n_layers
-        d_out = np.empty(n_out, np.float64)
-        e_out = np.empty(n_out, np.float64)
-        _output_desire(counts[-1], y, float(n_target), float(hp.alpha_out), d_out, e_out)
-        delta[-1] = d_out
+        delta[-1], e_out = output_desire(counts[-1], y, n_target, hp.alpha_out)
         raw[-1] = e_out
         ft = weights[0].dtype.type
         for l in range(n_layers - 1, 0, -1):
@@ -731,15 +715,7 @@ class DesireBP(LearningRule):
             g[l] = np.empty(sizes[l], np.float64)
             _desire_g(delta[l], counts[l], masks[l], float(n_target), g[l])
             if l > 1:
-                w = weights[l - 1]
-                if ft is np.float32:                       # hidden_desire's float32 path, without its checks
-                    sigma = np.empty(w.shape[0], np.float64)
-                    _back_project(w, g[l], sigma)
-                    d = np.empty(w.shape[0], np.float64)
-                    _ternarise(sigma, float(alpha_hid), d)
-                    delta[l - 1], raw[l - 1] = d, sigma
-                else:
-                    delta[l - 1], raw[l - 1] = hidden_desire(w, g[l], alpha_hid)
+                delta[l - 1], raw[l - 1] = hidden_desire(weights[l - 1], g[l], alpha_hid)
         if n_layers == 2:
             g[1] = e_out * delta[1]
 
@@ -774,11 +750,10 @@ class DesireBP(LearningRule):
                     if layer == l and 0 <= idx < sizes[l]:
                         dw_in.append((coef[idx] * (X.T @ S[:, idx])).astype(np.float32))
             dw_norm.append(_apply_nonzero_update(weights[l - 1], X, spikes[l], coef) if active else 0.0)
-        for v in dw_norm:
-            if not math.isfinite(v):
-                bad = [l + 1 for l, v in enumerate(dw_norm) if not math.isfinite(v)]
-                raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
-                                     "the weights are no longer usable: lower the learning rate and reset")
+        if not all(math.isfinite(v) for v in dw_norm):
+            bad = [l + 1 for l, v in enumerate(dw_norm) if not math.isfinite(v)]
+            raise NumericalError(f"weight update of layer(s) {bad} is NaN/Inf at epoch {model.epoch}; "
+                                 "the weights are no longer usable: lower the learning rate and reset")
 
         # mean of (c / N* - [i = y])^2 = e_out^2, with np.mean's sum and division, bit for bit
         sq_err = e_out * e_out
@@ -795,13 +770,11 @@ class DesireBP(LearningRule):
         extras["g"] = tuple(np.zeros(0, np.float32) if v is None else v.astype(np.float32) for v in g)
         if dw_in:
             extras["dw_in"] = tuple(dw_in)
-        n_layers = len(counts)
         return self.make_frame(
             model, record, label=y, prediction=unique_argmax(counts[-1]), loss=loss, lr=lr,
             duration=hp.n_steps, counts=counts, signal=delta[1:], signal_raw=raw[1:], dw_norm=dw_norm,
             target=target, spikes=raster_events(spikes) if record.spikes else None,
-            v_trace=v_trace, i_trace=i_trace, extras=extras, v_th=hp.v_th,
-            layer_names=_layer_names(n_layers))
+            v_trace=v_trace, i_trace=i_trace, extras=extras, v_th=hp.v_th)
 
     # ---------------------------------------------------------------- predict
     def output_counts(self, model: Model, X: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from spikewb.engine.rules import make_rule, rule_class, rule_names
 from spikewb.engine.text import parse_int, parse_value, value_text
 from spikewb.engine.training.setup_fields import SEED_LIMIT, SetupFields
 
+
 class SetupProblem(NamedTuple):
     """One setting that could not be used: its key, its text, and why (``None``: unknown key)."""
 

@@ -283,7 +283,6 @@ class ControlPanel(pn.viewable.Viewer):
         self.speed.param.watch(lambda e: setattr(self.session, "speed", float(e.new)), "value")
 
         # ------------------------------------------------------------ network & data
-        titles = {f"{rule_class(k).title or k} ({k})": k for k in rule_names()}
         setup = RunSetup.param              # labels and tooltips of the four fields that rebuild the network
         titles = {f"{rule_class(k).title or k} ({k})": k for k in rule_names()}
         self.rule_field = Field("rule", widget_for(setup["rule"], session.rule_name, structural=True,
