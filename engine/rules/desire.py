@@ -193,29 +193,17 @@ def _gather_update(traces, spikes_out, coef):
             fired[i] |= h
             any_t |= h
         t_act[t] = any_t
-    post = np.empty(n_post, dtype=np.int64)
-    n_u = 0
-    for i in range(n_post):
-        if fired[i] != 0:
-            post[n_u] = i
-            n_u += 1
-    steps = np.empty(n_steps, dtype=np.int64)
-    n_s = 0
-    for t in range(n_steps):
-        if t_act[t] != 0:
-            steps[n_s] = t
-            n_s += 1
+    post = np.flatnonzero(fired)                   # ascending indices
+    steps = np.flatnonzero(t_act)
+    n_u = post.shape[0]
+    n_s = steps.shape[0]
     flag = np.zeros(n_pre, dtype=np.uint8)
     for s in range(n_s):
         xr = traces[steps[s]]
         for j in range(n_pre):
             flag[j] |= np.uint8(xr[j] != 0.0)
-    pre = np.empty(n_pre, dtype=np.int64)
-    n_j = 0
-    for j in range(n_pre):
-        if flag[j] != 0:
-            pre[n_j] = j
-            n_j += 1
+    pre = np.flatnonzero(flag)
+    n_j = pre.shape[0]
     a = np.empty((n_s, n_j), dtype=traces.dtype)
     b = np.empty((n_s, n_u), dtype=traces.dtype)
     for s in range(n_s):
@@ -226,7 +214,7 @@ def _gather_update(traces, spikes_out, coef):
         for u in range(n_u):
             i = post[u]
             b[s, u] = coef[i] if spikes_out[t + 1, i] != 0 else 0.0
-    return a, b, pre[:n_j], post[:n_u]
+    return a, b, pre, post
 
 
 @njit
