@@ -108,8 +108,8 @@ from spikewb.engine.neurons.continuous_lif import ContinuousLIF  # noqa: F401  (
 from spikewb.engine.data.spiketrains import SpikeTrains, poisson_trains, van_rossum_distance
 from spikewb.engine.rules.base import LearningRule, register
 
-#: A synaptic trace below this value (fraction of one spike) is set to zero, so
-#: inputs that have not spiked for a long time cost nothing (event-driven skip).
+#: A presynaptic trace below this value (fraction of one spike) is set to zero, so
+#: inputs that have not spiked for a long time cost nothing in the d_hat update.
 TRACE_FLOOR = 1e-9
 
 
@@ -131,7 +131,9 @@ def _lif_layer_run(spk_in, w, d1, d2, beta, dt_c, rho, inv_gl, inv_tau, e_l, v_t
     3. store ``d_hat`` (the value matching ``V_n``) in ``dhat_hist[n]``;
     4. update the presynaptic traces with the input spikes of step ``n``:
        ``a <- a d1 + s``, ``b <- b d2 + s``, ``c = a - b``,
-       ``d_hat <- d_hat beta + c dt/C``, and the current ``I = c @ w``.
+       ``d_hat <- d_hat beta + c dt/C``, and the current ``I = c @ w``, kept
+       event-driven as ``I = A - B`` with ``A <- A d1 + s @ w`` and
+       ``B <- B d2 + s @ w`` (so only the rows of spiking inputs are read).
 
     An input spike at ``t_n`` has ``c = 0`` at ``t_n`` (both traces jump by 1),
     so it first moves the potential at ``t_{n+2}``: a layer can be run after the
@@ -180,17 +182,23 @@ def _lif_layer_run(spk_in, w, d1, d2, beta, dt_c, rho, inv_gl, inv_tau, e_l, v_t
     n_steps = spk_in.shape[0]
     n_pre = w.shape[0]
     n_post = w.shape[1]
-    a = np.zeros(n_pre, dtype=np.float64)
-    b = np.zeros(n_pre, dtype=np.float64)
-    c = np.zeros(n_pre, dtype=np.float64)
-    dh = np.zeros(n_pre, dtype=np.float64)
-    live = np.zeros(n_pre, dtype=np.uint8)
-    v = np.full(n_post, e_l, dtype=np.float64)
-    cur = np.zeros(n_post, dtype=np.float64)
-    ref = np.zeros(n_post, dtype=np.int64)
     save_dh = dhat_hist.shape[0] > 0
     save_vd = vdot_out.shape[0] > 0
     n_rec = rec_idx.shape[0]
+    # per-input traces, needed only for d_hat (learning)
+    a = np.zeros(n_pre, dtype=np.float64)
+    b = np.zeros(n_pre, dtype=np.float64)
+    dh = np.zeros(n_pre, dtype=np.float64)
+    live = np.zeros(n_pre, dtype=np.uint8)
+    # the current is event-driven: I = sum_j w_j (a_j - b_j) = A - B with
+    # A <- A d1 + sum_{j spiking} s_j w_j and B likewise with d2, so a step costs
+    # two decays per neuron plus one weight row per input spike
+    cur_a = np.zeros(n_post, dtype=np.float64)
+    cur_b = np.zeros(n_post, dtype=np.float64)
+    jump = np.zeros(n_post, dtype=np.float64)
+    v = np.full(n_post, e_l, dtype=np.float64)
+    cur = np.zeros(n_post, dtype=np.float64)
+    ref = np.zeros(n_post, dtype=np.int64)
     total = 0
     n_live = 0
     for n in range(n_steps):
@@ -220,8 +228,20 @@ def _lif_layer_run(spk_in, w, d1, d2, beta, dt_c, rho, inv_gl, inv_tau, e_l, v_t
                 dhat_hist[n, j] = dh[j]
         # 4: traces and current for the next step
         n_live = 0
+        n_in = 0
         for j in range(n_pre):
             s = spk_in[n, j]
+            if s != 0:
+                row = w[j]
+                if n_in == 0:
+                    for i in range(n_post):
+                        jump[i] = s * row[i]
+                else:
+                    for i in range(n_post):
+                        jump[i] += s * row[i]
+                n_in += 1
+            if not save_dh:
+                continue
             if s != 0:
                 a[j] = a[j] * d1 + s
                 b[j] = b[j] * d2 + s
@@ -233,22 +253,22 @@ def _lif_layer_run(spk_in, w, d1, d2, beta, dt_c, rho, inv_gl, inv_tau, e_l, v_t
                     a[j] = 0.0
                     b[j] = 0.0
                     dh[j] = 0.0
-                    c[j] = 0.0
                     live[j] = 0
                     continue
             else:
                 continue
-            c[j] = a[j] - b[j]
-            dh[j] = dh[j] * beta + c[j] * dt_c
+            dh[j] = dh[j] * beta + (a[j] - b[j]) * dt_c
             n_live += 1
-        for i in range(n_post):
-            cur[i] = 0.0
-        for j in range(n_pre):
-            cj = c[j]
-            if cj != 0.0:
-                row = w[j]
-                for i in range(n_post):
-                    cur[i] += cj * row[i]
+        if n_in > 0:
+            for i in range(n_post):
+                cur_a[i] = cur_a[i] * d1 + jump[i]
+                cur_b[i] = cur_b[i] * d2 + jump[i]
+                cur[i] = cur_a[i] - cur_b[i]
+        else:
+            for i in range(n_post):
+                cur_a[i] *= d1
+                cur_b[i] *= d2
+                cur[i] = cur_a[i] - cur_b[i]
     return total
 
 
@@ -345,25 +365,64 @@ def _backprop_delta(sp_step, sp_neuron, ev_step, ev_neuron, ev_val, w, kprime, d
     """
     n_ev = ev_step.shape[0]
     n_lag = kprime.shape[0]
-    for s in range(sp_step.shape[0]):
-        n0 = sp_step[s]
+    n_sp = sp_step.shape[0]
+    if n_ev == 0 or n_sp == 0:
+        for s in range(n_sp):
+            delta[s] = 0.0
+        return
+    # spikes grouped by neuron (counting sort, spike order kept within a neuron)
+    n_hidden = w.shape[0]
+    start = np.zeros(n_hidden + 1, dtype=np.int64)
+    for s in range(n_sp):
+        start[sp_neuron[s] + 1] += 1
+    for j in range(n_hidden):
+        start[j + 1] += start[j]
+    order = np.empty(n_sp, dtype=np.int64)
+    fill = start[:-1].copy()
+    for s in range(n_sp):
         j = sp_neuron[s]
-        acc = 0.0
-        # events are sorted by step: skip those not later than the spike
-        lo = 0
-        hi = n_ev
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ev_step[mid] <= n0:
-                lo = mid + 1
+        order[fill[j]] = s
+        fill[j] += 1
+    # per neuron, the error it sees at each step: g[t] = sum_{e at t} ev_val[e] w[j, ev_neuron[e]];
+    # a spike's delta is then the dot product of kprime with g after the spike
+    # (dense, vectorised), or the sum over the few events after it (sparse)
+    last = ev_step[n_ev - 1]
+    g = np.zeros(last + 1, dtype=np.float64)
+    for j in range(n_hidden):
+        if start[j + 1] == start[j]:
+            continue
+        wj = w[j]
+        built = False
+        for q in range(start[j], start[j + 1]):
+            s = order[q]
+            n0 = sp_step[s]
+            lo = 0
+            hi = n_ev
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if ev_step[mid] <= n0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            end = min(last, n0 + n_lag - 1)
+            acc = 0.0
+            if end - n0 < 2 * (n_ev - lo):
+                if not built:
+                    for e in range(n_ev):
+                        g[ev_step[e]] += ev_val[e] * wj[ev_neuron[e]]
+                    built = True
+                for t in range(n0 + 1, end + 1):
+                    acc += kprime[t - n0] * g[t]
             else:
-                hi = mid
-        for e in range(lo, n_ev):
-            lag = ev_step[e] - n0
-            if lag >= n_lag:
-                break
-            acc += ev_val[e] * w[j, ev_neuron[e]] * kprime[lag]
-        delta[s] = acc
+                for e in range(lo, n_ev):
+                    lag = ev_step[e] - n0
+                    if lag >= n_lag:
+                        break
+                    acc += ev_val[e] * wj[ev_neuron[e]] * kprime[lag]
+            delta[s] = acc
+        if built:
+            for e in range(n_ev):
+                g[ev_step[e]] = 0.0
 
 
 @njit
@@ -397,43 +456,58 @@ def _hidden_update(dhat, sp_step, sp_neuron, delta, vdot, slope, vdot_min, lr, d
     """
     n_pre = dhat.shape[1]
     n_post = dw.shape[1]
-    u = np.zeros((n_pre, n_post), dtype=np.float64) if slope else np.zeros((0, 0), dtype=np.float64)
+    # accumulate neuron-major (one contiguous row per hidden neuron) and add
+    # transposed at the end; each step's ||d_hat|| is computed once
+    acc = np.zeros((n_post, n_pre), dtype=np.float64)
     mag = np.zeros(n_post, dtype=np.float64)
+    norms = np.full(dhat.shape[0], -1.0)
+    touched = np.zeros(n_post, dtype=np.uint8)
     for s in range(sp_step.shape[0]):
         d = delta[s]
         if d == 0.0:
             continue
         n = sp_step[s]
         j = sp_neuron[s]
+        row = acc[j]
         if slope:
             vd = vdot[n, j]
             if vd < vdot_min:
                 vd = vdot_min
             f = d / vd
             for i in range(n_pre):
-                u[i, j] += f * dhat[n, i]
+                row[i] += f * dhat[n, i]
             mag[j] += abs(d)
         else:
-            nrm = 0.0
-            for i in range(n_pre):
-                nrm += dhat[n, i] * dhat[n, i]
+            nrm = norms[n]
+            if nrm < 0.0:
+                nrm = 0.0
+                for i in range(n_pre):
+                    nrm += dhat[n, i] * dhat[n, i]
+                norms[n] = nrm
             if nrm <= 0.0:
                 continue
             f = lr * d / math.sqrt(nrm)
             for i in range(n_pre):
-                dw[i, j] += f * dhat[n, i]
-    if slope:
-        for j in range(n_post):
+                row[i] += f * dhat[n, i]
+        touched[j] = 1
+    for j in range(n_post):
+        if touched[j] == 0:
+            continue
+        row = acc[j]
+        if slope:
             if mag[j] == 0.0:
                 continue
             nrm = 0.0
             for i in range(n_pre):
-                nrm += u[i, j] * u[i, j]
+                nrm += row[i] * row[i]
             if nrm <= 0.0:
                 continue
             f = lr * mag[j] / math.sqrt(nrm)
             for i in range(n_pre):
-                dw[i, j] += f * u[i, j]
+                dw[i, j] += f * row[i]
+        else:
+            for i in range(n_pre):
+                dw[i, j] += row[i]
 
 
 # =========================================================================== image mode helpers
@@ -709,12 +783,9 @@ class NormAD(LearningRule):
         n_steps = int(round(self.t_sample / self.dt))
         levels = np.clip(np.rint(np.asarray(x, np.float64).reshape(-1) * 255.0), 0, 255).astype(np.int64)
         table = _pixel_table(nrn, n_steps, float(self.pixel_current))
-        ts, idx = [], []
-        for k, lev in enumerate(levels):
-            st = table[lev]
-            ts.append(st * self.dt)
-            idx.append(np.full(st.size, k, np.int32))
-        return SpikeTrains(np.concatenate(ts), np.concatenate(idx), levels.size, float(self.t_sample))
+        steps = [table[lev] for lev in levels]
+        idx = np.repeat(np.arange(levels.size, dtype=np.int32), [st.size for st in steps])
+        return SpikeTrains(np.concatenate(steps) * float(self.dt), idx, levels.size, float(self.t_sample))
 
     def desired_for_label(self, label: int, n_outputs: int) -> SpikeTrains:
         """The image-mode target: a regular train on the label's neuron, silence elsewhere."""

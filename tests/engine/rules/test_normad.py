@@ -176,14 +176,18 @@ def test_single_layer_step_applies_the_formula():
     assert f.dw_norm[0] == pytest.approx(np.linalg.norm(model.weights[0] - w0))
 
 
-def test_backprop_delta_matches_naive():
+@pytest.mark.parametrize("n_events, n_lags", [(12, 300), (400, 300), (400, 60)])
+def test_backprop_delta_matches_naive(n_events, n_lags):
+    # few events: each spike sums the events after it; many (400 over 300 steps): the kernel
+    # correlates each neuron's per-step error series with the PSP slope instead; a kernel
+    # shorter than the window (60 lags) cuts both off
     rng = np.random.default_rng(8)
-    kp = NormAD().kernel_slope(300)
+    kp = NormAD().kernel_slope(n_lags)
     assert kp.max() == pytest.approx(1.0) and kp[0] == 0.0
     assert kp.min() < 0  # rising, then decaying PSP
     sp = sorted((int(rng.integers(0, 300)), int(rng.integers(0, 6))) for _ in range(25))
     ev = sorted((int(rng.integers(0, 300)), int(rng.integers(0, 3)), float(rng.choice([-1, 1]) * rng.random()))
-                for _ in range(12))
+                for _ in range(n_events))
     w = rng.normal(size=(6, 3))
     delta = np.zeros(len(sp))
     _backprop_delta(np.array([s[0] for s in sp]), np.array([s[1] for s in sp]), np.array([e[0] for e in ev]),
