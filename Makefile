@@ -37,12 +37,14 @@ browser:
 	fi
 
 ## test: set up and run the whole test suite: unit, numeric and learning tests and the example
-## notebooks on JOBS processes (pytest-xdist; they are CPU-bound), then the real-browser tests one
-## at a time (they time pages and workers, so they get the machine to themselves)
+## notebooks on JOBS processes (pytest-xdist; they are CPU-bound), then the real-browser tests: those
+## that only check what a page shows on JOBS processes (one test file per process: a file shares its
+## server), and those marked `timed` (they bound latency, CPU use or stop times) one at a time
 test: $(STAMP) browser
 	$(BIN)/spikewb warm
 	$(BIN)/python -m pytest -m "not ui and not bench and not load" -n $(JOBS) --timeout=900 --durations=20 --nbmake $(TEST_PATHS) $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m "ui and not load" --timeout=900 --durations=20 $(TEST_PATHS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "ui and not load and not timed" -n $(JOBS) --dist loadfile --timeout=900 --durations=20 $(TEST_PATHS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "ui and timed and not load" --timeout=900 --durations=20 $(TEST_PATHS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ui and not bench" $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ from spikewb.engine.frame import Record
 from spikewb.engine.network import Architecture
 from spikewb.engine.recording import Recording
 from spikewb.engine.rules import make_rule
+from spikewb.engine.training.checkpoint import load_checkpoint
 from spikewb.engine.training.trainer import Trainer
 from spikewb.workbench.export import export_html
 
@@ -134,6 +135,7 @@ def test_exported_run_scrubs_offline_and_shows_hostile_text_as_text(browser, rec
 
 
 def test_trainer_page_downloads_its_recent_samples_as_offline_html(open_page, browser, tmp_path):
+    # both downloads are coroutines whose work runs off the server's event loop
     p = open_page("?hidden=30")
     p.button("\u25b6 Train").click()
     wait_until(lambda: p.samples() >= 20, 120, message="some training")
@@ -144,6 +146,7 @@ def test_trainer_page_downloads_its_recent_samples_as_offline_html(open_page, br
         button.click()
     path = tmp_path / "recent.html"
     got.value.save_as(path)
+    wait_until(lambda: "Exported" in p.pane_text(".wb-message"), 10, message="the export note")
     p.screenshot("export-download")
     assert path.stat().st_size > 500_000                       # BokehJS is inline
     ctx, page, refused, errors = _open_offline(browser, path)
@@ -159,3 +162,20 @@ def test_trainer_page_downloads_its_recent_samples_as_offline_html(open_page, br
         assert refused == [] and errors == []
     finally:
         ctx.close()
+
+    # the checkpoint, saved while the network trains: taken between two samples, and it loads
+    p.button("\u25b6 Train").click()
+    before = p.samples()
+    wait_until(lambda: p.samples() > before, 60, message="training again")
+    save = p.page.locator(".wb-save-ckpt button, .wb-save-ckpt a").first
+    save.scroll_into_view_if_needed()
+    with p.page.expect_download(timeout=60_000) as got:
+        save.click()
+    ckpt = tmp_path / "saved.npz"
+    got.value.save_as(ckpt)
+    meta, weights, _ = load_checkpoint(ckpt)
+    assert [w.shape for w in weights] == [(784, 30), (30, 10)]
+    assert meta["rule"] == "desire" and meta["steps"] >= 20
+    wait_until(lambda: "Checkpoint saved" in p.pane_text(".wb-message"), 10, message="the saved note")
+    grew = p.samples()
+    wait_until(lambda: p.samples() > grew, 60, message="training goes on after the save")

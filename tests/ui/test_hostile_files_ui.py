@@ -24,7 +24,7 @@ from tests.test_checkpoint_fuzz_helpers import gzip_bomb, huge_npy  # noqa: F401
 from .conftest import LOAD_TIMEOUT, Page, wait_until
 from .serving import start_server
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 T = LOAD_TIMEOUT
 

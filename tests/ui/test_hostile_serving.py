@@ -33,7 +33,7 @@ import pytest
 from .conftest import LOAD_TIMEOUT, Page, wait_until
 from .serving import start_server
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "?hidden=20&refresh=2"

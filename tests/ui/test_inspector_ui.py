@@ -8,7 +8,7 @@ import pytest
 
 from .conftest import LOAD_TIMEOUT, Page, stays_constant, wait_until
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def installed(tmp_path_factory):
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1, wheels
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    inst = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheels[0])],
+    inst = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheels[0])],
                           capture_output=True, text=True, timeout=900, cwd=home, env=_env(home))
     assert inst.returncode == 0, inst.stdout + inst.stderr
     return venv / "bin", home, wheels[0]

@@ -21,7 +21,7 @@ import pytest
 
 from .conftest import ARTIFACTS, IN_CI, LOAD_TIMEOUT, free_port, stays_constant, wait_until
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 CELLS = ["import panel as pn\nimport spikewb\npn.extension(inline=True)",
          'wb = spikewb.TrainerWorkbench(rule="desire", hidden=[40])\nwb']

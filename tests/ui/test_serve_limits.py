@@ -31,7 +31,7 @@ import pytest
 from .conftest import Page, wait_until
 from .serving import start_server as _start
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 #: A small network: the page and its training stay cheap on a 2-core machine.
 SMALL = "?hidden=20&refresh=2"

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import stays_constant, wait_until
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.timed]  # times the server: runs alone (Makefile)
 
 # 784-1000-100-10 trains at ~2 ms/sample headless; allow slow shared machines.
 T = 60

@@ -16,6 +16,7 @@ shown with a *Rebuild* / *Cancel* confirmation instead of being applied.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import textwrap
@@ -327,7 +328,7 @@ class ControlPanel(pn.viewable.Viewer):
                                      styles={"color": "#b00020", "font-size": "12px"}, sizing_mode="stretch_width")
         self.save_button = pn.widgets.FileDownload(callback=self._checkpoint_file, filename="spikewb-checkpoint.npz",
                                                    label="Save checkpoint (.npz)", button_type="primary",
-                                                   sizing_mode="stretch_width")
+                                                   sizing_mode="stretch_width", css_classes=["wb-save-ckpt"])
         self.csv_button = pn.widgets.FileDownload(callback=self._metrics_file, filename="spikewb-metrics.csv",
                                                   label="Download metrics (.csv)", button_type="light",
                                                   sizing_mode="stretch_width")
@@ -540,9 +541,11 @@ class ControlPanel(pn.viewable.Viewer):
         self.ckpt_error.object = ""
         self._track(load, "checkpoint")
 
-    def _checkpoint_file(self):
+    async def _checkpoint_file(self):
+        # a coroutine, so the server's event loop (every page on it) keeps running while the
+        # worker finishes its sample and writes the checkpoint
         try:
-            data = self.session.checkpoint_bytes().result(timeout=30)
+            data = await asyncio.wait_for(asyncio.wrap_future(self.session.checkpoint_bytes()), 30)
         except Exception as exc:
             self.notify("danger", f"Could not save the checkpoint: {_message(exc)}")
             return io.BytesIO(b"")
@@ -552,7 +555,7 @@ class ControlPanel(pn.viewable.Viewer):
     def _metrics_file(self):
         return io.StringIO(self.session.metrics_csv())
 
-    def _html_file(self):
+    async def _html_file(self):
         from spikewb.workbench.export import export_html_text, recording_of
 
         frames = self.recent_frames()
@@ -561,9 +564,10 @@ class ControlPanel(pn.viewable.Viewer):
             self.notify("warning", "Nothing to export yet: train or step first (the file holds the last samples "
                                    "the page showed).")
             return io.StringIO("")
+        title = f"Spike Workbench: {rec.info['rule']} on {rec.info['dataset']}, last {len(rec)} samples shown"
         try:
-            html = export_html_text(rec, title=f"Spike Workbench: {rec.info['rule']} on {rec.info['dataset']}, "
-                                               f"last {len(rec)} samples shown")
+            # rendering takes 0.4-2 s: in a file thread, not on the event loop every page shares
+            html = await asyncio.wrap_future(FILE_THREADS.submit(export_html_text, rec, title))
         except Exception as exc:
             self.notify("danger", f"Could not export the samples: {_message(exc)}")
             return io.StringIO("")
