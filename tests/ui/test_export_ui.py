@@ -134,18 +134,23 @@ def test_exported_run_scrubs_offline_and_shows_hostile_text_as_text(browser, rec
         ctx.close()
 
 
+def _download(p, widget: str, path):
+    """Click the FileDownload widget with CSS class ``widget`` and save what the browser receives."""
+    button = p.page.locator(f"{widget} button, {widget} a").first
+    button.scroll_into_view_if_needed()
+    with p.page.expect_download(timeout=60_000) as got:
+        button.click()
+    got.value.save_as(path)
+    return path
+
+
 def test_trainer_page_downloads_its_recent_samples_as_offline_html(open_page, browser, tmp_path):
     # both downloads are coroutines whose work runs off the server's event loop
     p = open_page("?hidden=30")
     p.button("\u25b6 Train").click()
     wait_until(lambda: p.samples() >= 20, 120, message="some training")
     p.button("\u23f8 Pause").click()
-    button = p.page.locator(".wb-export-html button, .wb-export-html a").first
-    button.scroll_into_view_if_needed()
-    with p.page.expect_download(timeout=60_000) as got:
-        button.click()
-    path = tmp_path / "recent.html"
-    got.value.save_as(path)
+    path = _download(p, ".wb-export-html", tmp_path / "recent.html")
     wait_until(lambda: "Exported" in p.pane_text(".wb-message"), 10, message="the export note")
     p.screenshot("export-download")
     assert path.stat().st_size > 500_000                       # BokehJS is inline
@@ -167,13 +172,7 @@ def test_trainer_page_downloads_its_recent_samples_as_offline_html(open_page, br
     p.button("\u25b6 Train").click()
     before = p.samples()
     wait_until(lambda: p.samples() > before, 60, message="training again")
-    save = p.page.locator(".wb-save-ckpt button, .wb-save-ckpt a").first
-    save.scroll_into_view_if_needed()
-    with p.page.expect_download(timeout=60_000) as got:
-        save.click()
-    ckpt = tmp_path / "saved.npz"
-    got.value.save_as(ckpt)
-    meta, weights, _ = load_checkpoint(ckpt)
+    meta, weights, _ = load_checkpoint(_download(p, ".wb-save-ckpt", tmp_path / "saved.npz"))
     assert [w.shape for w in weights] == [(784, 30), (30, 10)]
     assert meta["rule"] == "desire" and meta["steps"] >= 20
     wait_until(lambda: "Checkpoint saved" in p.pane_text(".wb-message"), 10, message="the saved note")
