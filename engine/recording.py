@@ -643,6 +643,10 @@ class RecordingTrainer(Trainer):
         rec.add(frame)
         return frame
 
+    def step_batch(self) -> list[Frame]:
+        # with a recording every sample goes through step(), which records the ones it keeps
+        return [self.step()] if self.recording is not None else super().step_batch()
+
     def end_epoch(self) -> EpochResult:
         result = super().end_epoch()
         if self.recording is not None:

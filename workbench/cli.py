@@ -30,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cores() -> int:
-    """Threads for evaluating a test set from the command line: the cores this process may use."""
+    """Threads for evaluating a test set and for SSNN minibatches from the command line: the cores
+    this process may use."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:                      # not on Linux
@@ -190,7 +191,7 @@ def train(rule: str = typer.Option(_SETUP["rule"].default, help=help_text("rule"
             arch = Architecture(n_inputs=data.n_features, hidden=hidden_sizes, n_outputs=data.n_classes)
             trainer = trainer_cls(rule_obj, data, arch, seed=seed)
         trainer.eval_limit = eval_limit
-        trainer.eval_workers = _cores()
+        trainer.eval_workers = trainer.train_workers = _cores()
         _write_config(out, trainer)
         if record:
             _attach_recording(trainer, out, record, resumed=resume and ckpt.exists())
@@ -429,7 +430,7 @@ def reproduce(name: Optional[str] = typer.Argument(None, help="Reproduction to r
             data = data.subset(n_train=train_limit)
         trainer, resumed = rp.build_trainer(repro, data, out, seed=seed)
         trainer.eval_limit = eval_limit
-        trainer.eval_workers = _cores()
+        trainer.eval_workers = trainer.train_workers = _cores()
         _write_config(out, trainer)
         if resumed:
             typer.echo(f"resuming {out / 'checkpoint.npz'} at epoch {trainer.epoch}, sample {trainer.position}")

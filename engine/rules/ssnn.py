@@ -111,6 +111,7 @@ doi:10.1088/2634-4386/acf1c5 (arXiv:2207.09755).
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -425,24 +426,102 @@ class SSNNBP(LearningRule):
         self.check_model(model)
         self._init_state(model)
         record = RECORD_NONE if record is None else record
-        st = model.state
+        x_spikes, y_spikes = self._checked_trains(model, x_spikes, y_spikes)
+        look, masks, lr = self._batch_weights(model)
+        acc = [model.state[f"acc{l}"] for l in range(len(model.sizes) - 1)]
+        passes = self._passes(look, masks, x_spikes, y_spikes, record, model.sizes, lr, acc)
+        return self._close_sample(model, passes, label, lr, record)
+
+    def batch_room(self, model: Model) -> int:
+        """Samples left in the current minibatch: :meth:`train_batch` takes at most this many."""
+        self._init_state(model)
+        return int(self.batch_size) - int(model.state["n_acc"][0])
+
+    def train_batch(self, model: Model, X, Y, workers: int = 2) -> list[Frame]:
+        """Train on ``X[k], Y[k]`` in order, exactly as ``len(X)`` calls of :meth:`train_step`
+        would, with the forward and gradient passes spread over ``workers`` threads.
+
+        Inside a minibatch the weights the passes read do not change (they change in
+        :meth:`_apply`, at its end), so once their spike trains are drawn the samples are
+        independent. The trains are drawn here from ``model.rng`` in :meth:`train_step`'s
+        order. The coincidence counts are integers, so adding up each thread's
+        accumulator gives the same float64 sums; the ``rate`` update's outer products
+        are added afterwards in sample order. Frames, the sample count and the minibatch
+        update follow in sample order, so weights, state and frames equal the serial ones
+        bit for bit. No recording (the trainer's headless runs).
+
+        Parameters
+        ----------
+        X : sequence of arrays
+            Intensities in [0, 1], at most :meth:`batch_room` samples.
+        Y : sequence of int
+            Labels.
+        workers : int
+            Threads (the kernels release the GIL); 1 runs :meth:`train_step` per sample.
+        """
+        self.check_model(model)
+        n = len(X)
+        if n > self.batch_room(model):
+            raise ConfigError(f"{n} samples do not fit the {self.batch_room(model)} left in this minibatch")
+        if workers <= 1 or n < 2:
+            return [self.train_step(model, X[k], Y[k]) for k in range(n)]
         sizes = model.sizes
-        n_layers = len(sizes)
+        n_out = sizes[-1]
+        xs = [self._check_x(model, x) for x in X]
+        ys = [int(y) for y in Y]
+        for y in ys:
+            if not 0 <= y < n_out:
+                raise DataError(f"label {y} outside 0..{n_out - 1}")
+        T = int(self.n_steps)
+        self._new_batch_masks(model)          # a new minibatch draws its masks before its first sample
+        trains = []
+        for x, y in zip(xs, ys):
+            x_spikes = rate_bernoulli(x, T, model.rng, float(self.input_rate))[:T]
+            trains.append(self._checked_trains(model, x_spikes,
+                                               target_train(y, n_out, T, float(self.target_rate), model.rng)))
+        look, masks, lr = self._batch_weights(model)
+        shared = [model.state[f"acc{l}"] for l in range(len(sizes) - 1)]
+        accs = [[np.zeros_like(a) for a in shared] for _ in range(workers)]
+
+        def run(w: int) -> list:
+            return [(k, self._passes(look, masks, *trains[k], RECORD_NONE, sizes, lr, accs[w]))
+                    for k in range(w, n, workers)]
+
+        passes = [None] * n
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spikewb-ssnn") as pool:
+            for part in pool.map(run, range(workers)):
+                for k, p in part:
+                    passes[k] = p
+        for own in accs:
+            for a, b in zip(shared, own):
+                a += b
+        return [self._close_sample(model, passes[k], ys[k], lr, RECORD_NONE) for k in range(n)]
+
+    def _checked_trains(self, model: Model, x_spikes, y_spikes) -> tuple[np.ndarray, np.ndarray]:
         T = x_spikes.shape[0]
-        if T != int(self.n_steps) or y_spikes.shape != (T, sizes[-1]):
+        if T != int(self.n_steps) or y_spikes.shape != (T, model.sizes[-1]):
             raise ConfigError(f"spike trains of {T} / {y_spikes.shape} steps do not match T = {self.n_steps}")
-        lr = self.learning_rate(model.epoch)
+        return np.ascontiguousarray(x_spikes, np.uint8), np.ascontiguousarray(y_spikes, np.uint8)
+
+    def _batch_weights(self, model: Model) -> tuple[list, list, float]:
+        """The weights the passes read (fixed for a minibatch), the dropout masks and the rate."""
+        st = model.state
+        n_w = len(model.sizes) - 1
         if not self.uses_momentum:               # plain SGD: W changes only in _apply, after the passes
             look = list(model.weights)
         else:
-            if int(st["n_acc"][0]) == 0 or any(f"look{l}" not in st for l in range(n_layers - 1)):
+            if int(st["n_acc"][0]) == 0 or any(f"look{l}" not in st for l in range(n_w)):
                 for l, w in enumerate(self.lookahead(model)):
                     st[f"look{l}"] = w if w is not model.weights[l] else w.copy()
-            look = [st[f"look{l}"] for l in range(n_layers - 1)]
-        masks = [st[f"mask{l}"] for l in range(n_layers - 1)]
-        x_spikes = np.ascontiguousarray(x_spikes, np.uint8)
-        y_spikes = np.ascontiguousarray(y_spikes, np.uint8)
+            look = [st[f"look{l}"] for l in range(n_w)]
+        return look, [st[f"mask{l}"] for l in range(n_w)], self.learning_rate(model.epoch)
 
+    def _passes(self, look, masks, x_spikes, y_spikes, record: Record, sizes, lr: float, acc: list) -> dict:
+        """One sample's forward pass and gradient streams; the coincidence counts go into ``acc``
+        (the ``rate`` update's outer products are left to :meth:`_close_sample`). Reads no
+        model state, so samples of one minibatch can run on several threads."""
+        n_layers = len(sizes)
+        T = x_spikes.shape[0]
         spikes, pots, curs = self._forward(look, x_spikes, masks, record, sizes)
 
         # gradient streams, output then hidden layers
@@ -461,31 +540,38 @@ class SSNNBP(LearningRule):
             dpos[l], dneg[l], gpot[l] = self._grad_units(b)
             graw[l] = b.sum(axis=0)
 
-        # accumulate this sample's update; its norm (scaled as applied) for the frame
+        # this sample's update; its norm (scaled as applied) for the frame
         scale = lr / (float(self.batch_size) * T)
-        dw_norm = []
+        dw_norm, outer = [], []
         for l in range(1, n_layers):
             pre = spikes[l - 1]
-            acc = st[f"acc{l - 1}"]
             if self.update == "coincidence":
-                sq = srm.coincidence_accumulate(pre, dpos[l], dneg[l], acc)
+                sq = srm.coincidence_accumulate(pre, dpos[l], dneg[l], acc[l - 1])
             else:
                 sx = pre.sum(axis=0, dtype=np.float64)
                 sd = dpos[l].sum(axis=0, dtype=np.float64) - dneg[l].sum(axis=0, dtype=np.float64)
-                acc += np.outer(sx, sd / T)
+                outer.append((l - 1, sx, sd / T))
                 sq = float(sx @ sx) * float(sd @ sd) / T ** 2
             dw_norm.append(scale * np.sqrt(max(sq, 0.0)))
+        return dict(T=T, spikes=spikes, pots=pots, curs=curs, dpos=dpos, dneg=dneg, gpot=gpot, graw=graw,
+                    dw_norm=dw_norm, outer=outer, y_spikes=y_spikes)
+
+    def _close_sample(self, model: Model, p: dict, label: int, lr: float, record: Record) -> Frame:
+        """Count the sample into the minibatch (the update when it is full) and build its frame."""
+        st = model.state
+        for l, sx, sd in p["outer"]:
+            st[f"acc{l}"] += np.outer(sx, sd)
         st["n_acc"][0] += 1
         applied = False
         if int(st["n_acc"][0]) >= int(self.batch_size):
             self._apply(model, lr)
             applied = True
-
+        T, spikes, y_spikes = p["T"], p["spikes"], p["y_spikes"]
         counts = [s.sum(axis=0, dtype=np.int32) for s in spikes]
         tcount = y_spikes.sum(axis=0, dtype=np.int32)
         loss = float(np.mean(((counts[-1] - tcount) / float(T)) ** 2))
-        return self._frame(model, label, T, counts, tcount, spikes, dpos, dneg, gpot, graw, pots, curs,
-                           dw_norm, loss, lr, record, y_spikes, applied)
+        return self._frame(model, label, T, counts, tcount, spikes, p["dpos"], p["dneg"], p["gpot"], p["graw"],
+                           p["pots"], p["curs"], p["dw_norm"], loss, lr, record, y_spikes, applied)
 
     def _apply(self, model: Model, lr: float) -> None:
         """Update from the accumulators (plain SGD, or Nesterov with momentum); resets them.

@@ -98,11 +98,14 @@ class Trainer:
     """
 
     def __init__(self, rule: LearningRule, data: Dataset, arch: Architecture | None = None,
-                 seed: int = 0, eval_limit: int | None = None, eval_workers: int = 1):
+                 seed: int = 0, eval_limit: int | None = None, eval_workers: int = 1, train_workers: int = 1):
         self.rule = rule
         #: Threads that evaluate the test set (chunks of samples; the rules' kernels release the GIL).
         #: 1 in the server, where sessions share the cores; the command line uses every core.
         self.eval_workers = max(1, int(eval_workers))
+        #: Threads for the samples of one minibatch in :meth:`fit`, for rules with a ``train_batch``
+        #: (SSNN); the result is the same as with one. 1 in the server, every core on the command line.
+        self.train_workers = max(1, int(train_workers))
         self.data = data
         if arch is None:  # the rule's paper network (SSNN: one hidden layer), sized to the data
             arch = Architecture(n_inputs=data.n_features, hidden=list(type(rule).default_hidden),
@@ -154,6 +157,26 @@ class Trainer:
         x = sample_intensity(self.data.x_train[idx])
         y = int(self.data.y_train[idx])
         frame = self.rule.train_step(self.model, x, y, record or RECORD_NONE)
+        return self._count(frame, idx, y)
+
+    def step_batch(self) -> list[Frame]:
+        """Train on the next samples together where the rule can (the rest of an SSNN minibatch, up
+        to the end of the epoch, on :attr:`train_workers` threads), else on one; a frame per sample.
+
+        Weights, state and frames are those of as many :meth:`step` calls.
+        """
+        room = self.rule.batch_room(self.model) if self.train_workers > 1 and hasattr(self.rule, "train_batch") else 1
+        n = min(room, self.n_train - self.position)
+        if n < 2:
+            return [self.step()]
+        idx = [int(i) for i in self.order[self.position:self.position + n]]
+        X = [sample_intensity(self.data.x_train[i]) for i in idx]
+        Y = [int(self.data.y_train[i]) for i in idx]
+        frames = self.rule.train_batch(self.model, X, Y, self.train_workers)
+        return [self._count(f, i, y) for f, i, y in zip(frames, idx, Y)]
+
+    def _count(self, frame: Frame, idx: int, y: int) -> Frame:
+        """Book a trained sample: running accuracy, position, finite check, epoch end."""
         run = self._running
         run.seen += 1
         run.correct += int(frame.prediction == y)
@@ -215,9 +238,12 @@ class Trainer:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
         while self.model.epoch < epochs:
             n_before = len(self.history)
-            frame = self.step(record)
+            # a batch is booked (position, epoch end) before its frames reach the callback, so an
+            # interrupt raised there leaves the position and the model state consistent
+            frames = self.step_batch() if record is None else [self.step(record)]
             if callback is not None:
-                callback(frame)
+                for frame in frames:
+                    callback(frame)
             if len(self.history) > n_before:
                 result = self.history[-1]
                 if checkpoint_dir is not None:

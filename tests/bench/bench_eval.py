@@ -1,4 +1,5 @@
-"""Test-set evaluation on every core against one thread (``Trainer.eval_workers``).
+"""Test-set evaluation and SSNN minibatches on every core against one thread
+(``Trainer.eval_workers``, ``Trainer.train_workers``).
 
 Each rule's default network (STiDi also its conv net) predicts the same
 Fashion-5k test images serially and on ``k`` threads (``k`` = the cores this
@@ -8,7 +9,9 @@ three passes each; the ratio is serial / parallel (the speed-up).  The
 predictions are checked equal (``tests/engine/training/test_parallel_eval.py``
 does so for every rule).  The command line (``spikewb train``, ``eval``,
 ``reproduce``) evaluates with every core; the server keeps one thread per
-session, since sessions share the cores.
+session, since sessions share the cores.  The last row trains SSNN through
+``Trainer.fit`` with each minibatch's samples on ``k`` threads and checks that
+the weights equal those of one thread.
 """
 
 from __future__ import annotations
@@ -67,7 +70,30 @@ def run(quick: bool = False) -> list[dict]:
                          target=f"> 1 (this machine: {cores} cores)",
                          notes=f"{n} Fashion-5k test images, best of 3; predictions equal: {same}; "
                                f"warm-up predicted {len(serial_pred)}"))
+    rows.append(_ssnn_minibatch_row(data, k, cores, quick))
     return rows
+
+
+def _ssnn_minibatch_row(data, k: int, cores: int, quick: bool) -> dict:
+    """SSNN training through ``Trainer.fit``: each minibatch's samples on ``k`` threads against one."""
+    n = 200 if quick else 1000
+    sub = data.subset(n_train=n, n_test=10)
+    arch = Architecture(hidden=[1000])
+    warm = Trainer(make_rule("ssnn"), sub, arch, seed=0, train_workers=k)
+    warm.step_batch()                                                # load the kernels, start the threads
+    wall, weights = {}, {}
+    for workers in (1, k):
+        tr = Trainer(make_rule("ssnn"), sub, arch, seed=0, train_workers=workers)
+        t0 = time.perf_counter()
+        tr.fit(1)
+        wall[workers] = (time.perf_counter() - t0) / n * 1e3
+        weights[workers] = tr.model.weights
+    same = all(np.array_equal(a, b) for a, b in zip(weights[1], weights[k]))
+    return dict(metric=f"ssnn: ms per training sample, minibatch of 50 on {k} threads, 784-1000-10, T=51",
+                value=wall[k], unit="ms", reference="one thread, same samples", reference_value=wall[1],
+                ratio=wall[1] / wall[k], target=f"> 1 (this machine: {cores} cores)",
+                notes=f"Trainer.fit over {n} Fashion-5k images (one epoch, test set of 10); "
+                      f"weights equal: {same}")
 
 
 if __name__ == "__main__":
