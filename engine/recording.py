@@ -643,9 +643,16 @@ class RecordingTrainer(Trainer):
         rec.add(frame)
         return frame
 
-    def step_batch(self) -> list[Frame]:
-        # with a recording every sample goes through step(), which records the ones it keeps
-        return [self.step()] if self.recording is not None else super().step_batch()
+    def step_batch(self, limit: int | None = None) -> list[Frame]:
+        # a sample the recording keeps goes through step() (it records); the ones before it can
+        # be trained together
+        rec = self.recording
+        if rec is None:
+            return super().step_batch(limit)
+        free = 0
+        while free < (limit or rec.every) and not rec.wants(self.steps + free):
+            free += 1
+        return [self.step()] if free == 0 else super().step_batch(free)
 
     def end_epoch(self) -> EpochResult:
         result = super().end_epoch()

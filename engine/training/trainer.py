@@ -159,14 +159,15 @@ class Trainer:
         frame = self.rule.train_step(self.model, x, y, record or RECORD_NONE)
         return self._count(frame, idx, y)
 
-    def step_batch(self) -> list[Frame]:
+    def step_batch(self, limit: int | None = None) -> list[Frame]:
         """Train on the next samples together where the rule can (the rest of an SSNN minibatch, up
-        to the end of the epoch, on :attr:`train_workers` threads), else on one; a frame per sample.
+        to the end of the epoch and at most ``limit``, on :attr:`train_workers` threads), else on
+        one; a frame per sample.
 
         Weights, state and frames are those of as many :meth:`step` calls.
         """
         room = self.rule.batch_room(self.model) if self.train_workers > 1 and hasattr(self.rule, "train_batch") else 1
-        n = min(room, self.n_train - self.position)
+        n = min(room, self.n_train - self.position, room if limit is None else limit)
         if n < 2:
             return [self.step()]
         idx = [int(i) for i in self.order[self.position:self.position + n]]

@@ -82,3 +82,20 @@ def test_trainer_fit_with_threads_equals_fit_without(data):
 def test_rules_without_batches_step_one_sample(data):
     tr = Trainer(make_rule("desire"), data, Architecture(n_inputs=784, hidden=[20], n_outputs=10), train_workers=2)
     assert len(tr.step_batch()) == 1 and tr.steps == 1
+
+
+def test_recording_trainer_batches_between_the_samples_it_keeps(data):
+    from spikewb.engine.frame import Record
+    from spikewb.engine.recording import Recording, RecordingTrainer, trace_first
+
+    results = []
+    for workers in (1, 2):
+        tr = RecordingTrainer(make_rule("ssnn", n_steps=21, batch_size=8), data, ARCH, seed=2, train_workers=workers)
+        tr.recording = Recording(every=5, record=Record(spikes=True, neurons=trace_first(tr.model.sizes, 2)))
+        tr.fit(1)
+        results.append(tr)
+    a, b = results
+    assert a.recording.steps.tolist() == b.recording.steps.tolist() == list(range(0, 45, 5))
+    np.testing.assert_array_equal(a.recording.traces()[0], b.recording.traces()[0])
+    for wa, wb in zip(a.model.weights, b.model.weights):
+        np.testing.assert_array_equal(wa, wb)
