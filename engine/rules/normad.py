@@ -396,6 +396,9 @@ def _backprop_delta(sp_step, sp_neuron, ev_step, ev_neuron, ev_val, w, kprime, d
         for q in range(start[j], start[j + 1]):
             s = order[q]
             n0 = sp_step[s]
+            if n0 >= last:                     # no event after this spike
+                delta[s] = 0.0
+                continue
             lo = 0
             hi = n_ev
             while lo < hi:

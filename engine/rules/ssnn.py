@@ -386,16 +386,22 @@ class SSNNBP(LearningRule):
     def train_step(self, model: Model, x: np.ndarray, y: int, record: Record | None = None) -> Frame:
         """Encode one sample, run the composite neurons and accumulate (apply per minibatch)."""
         self.check_model(model)
-        x = self._check_x(model, x)
-        n_out = model.sizes[-1]
-        if not 0 <= int(y) < n_out:
-            raise DataError(f"label {y} outside 0..{n_out - 1}")
+        x, y = self._checked_sample(model, x, y)
         self._init_state(model)
         self._new_batch_masks(model)
+        return self.step_spikes(model, *self._encode(model, x, y), y, record)
+
+    def _checked_sample(self, model: Model, x, y) -> tuple[np.ndarray, int]:
+        x = self._check_x(model, x)
+        if not 0 <= int(y) < model.sizes[-1]:
+            raise DataError(f"label {y} outside 0..{model.sizes[-1] - 1}")
+        return x, int(y)
+
+    def _encode(self, model: Model, x: np.ndarray, y: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input and target spike trains of one sample, drawn from ``model.rng``."""
         T = int(self.n_steps)
         xs = rate_bernoulli(x, T, model.rng, float(self.input_rate))[:T]
-        ys = target_train(int(y), n_out, T, float(self.target_rate), model.rng)
-        return self.step_spikes(model, xs, ys, int(y), record)
+        return xs, target_train(y, model.sizes[-1], T, float(self.target_rate), model.rng)
 
     def _new_batch_masks(self, model: Model) -> None:
         st = model.state
@@ -460,25 +466,16 @@ class SSNNBP(LearningRule):
             Threads (the kernels release the GIL); 1 runs :meth:`train_step` per sample.
         """
         self.check_model(model)
-        n = len(X)
-        if n > self.batch_room(model):
-            raise ConfigError(f"{n} samples do not fit the {self.batch_room(model)} left in this minibatch")
+        n, room = len(X), self.batch_room(model)
+        if n > room:
+            raise ConfigError(f"{n} samples do not fit the {room} left in this minibatch")
         if workers <= 1 or n < 2:
             return [self.train_step(model, X[k], Y[k]) for k in range(n)]
         sizes = model.sizes
-        n_out = sizes[-1]
-        xs = [self._check_x(model, x) for x in X]
-        ys = [int(y) for y in Y]
-        for y in ys:
-            if not 0 <= y < n_out:
-                raise DataError(f"label {y} outside 0..{n_out - 1}")
-        T = int(self.n_steps)
+        samples = [self._checked_sample(model, x, y) for x, y in zip(X, Y)]
+        ys = [y for _, y in samples]
         self._new_batch_masks(model)          # a new minibatch draws its masks before its first sample
-        trains = []
-        for x, y in zip(xs, ys):
-            x_spikes = rate_bernoulli(x, T, model.rng, float(self.input_rate))[:T]
-            trains.append(self._checked_trains(model, x_spikes,
-                                               target_train(y, n_out, T, float(self.target_rate), model.rng)))
+        trains = [self._checked_trains(model, *self._encode(model, x, y)) for x, y in samples]
         look, masks, lr = self._batch_weights(model)
         shared = [model.state[f"acc{l}"] for l in range(len(sizes) - 1)]
         accs = [[np.zeros_like(a) for a in shared] for _ in range(workers)]

@@ -154,10 +154,13 @@ class Trainer:
     def step(self, record: Record | None = None) -> Frame:
         """Train on the next sample; finishing an epoch evaluates and reshuffles."""
         idx = int(self.order[self.position])
-        x = sample_intensity(self.data.x_train[idx])
-        y = int(self.data.y_train[idx])
+        x, y = self._sample(idx)
         frame = self.rule.train_step(self.model, x, y, record or RECORD_NONE)
         return self._count(frame, idx, y)
+
+    def _sample(self, idx: int) -> tuple[np.ndarray, int]:
+        """Training sample ``idx`` as the rules take it: intensities in [0, 1] and the label."""
+        return sample_intensity(self.data.x_train[idx]), int(self.data.y_train[idx])
 
     def step_batch(self, limit: int | None = None) -> list[Frame]:
         """Train on the next samples together where the rule can (the rest of an SSNN minibatch, up
@@ -167,12 +170,13 @@ class Trainer:
         Weights, state and frames are those of as many :meth:`step` calls.
         """
         room = self.rule.batch_room(self.model) if self.train_workers > 1 and hasattr(self.rule, "train_batch") else 1
-        n = min(room, self.n_train - self.position, room if limit is None else limit)
+        n = min(room, self.n_train - self.position)
+        if limit is not None:
+            n = min(n, limit)
         if n < 2:
             return [self.step()]
         idx = [int(i) for i in self.order[self.position:self.position + n]]
-        X = [sample_intensity(self.data.x_train[i]) for i in idx]
-        Y = [int(self.data.y_train[i]) for i in idx]
+        X, Y = zip(*(self._sample(i) for i in idx))
         frames = self.rule.train_batch(self.model, X, Y, self.train_workers)
         return [self._count(f, i, y) for f, i, y in zip(frames, idx, Y)]
 

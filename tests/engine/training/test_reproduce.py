@@ -109,7 +109,7 @@ def test_sigterm_saves_the_position_and_exits_130(tmp_path, sig):
     """The signal stops the loop between two steps; the checkpoint is a whole step's state."""
     out = tmp_path / "run"
     args = ["desire-fashion", "--epochs", "30", "--out", str(out), "--dataset", "mnist-5k", "--eval-limit", "200",
-            "--no-progress"]                   # 30 x 4,000 samples: >= 60 s of training, stopped after 4 s
+            "--no-progress"]                   # 30 x 4,000 samples: far longer than the 4 s before the signal
     # a terminal's Ctrl-C reaches a foreground job whose SIGINT is not ignored; pytest-xdist
     # workers ignore SIGINT, and a child would inherit that (spikewb keeps an ignored SIGINT ignored)
     child = subprocess.Popen(_cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
